@@ -1,0 +1,60 @@
+/**
+ * `deltagate serve` (what `npm start` runs): loads the configuration, starts the API (src/main.ts), prints
+ * a generated admin key once, and shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish,
+ * WebSockets close, the database pool drains). The training worker is `deltagate worker`.
+ */
+import { pino } from 'pino';
+import { loadConfig, unknownVariables } from '../config.js';
+import { startServer } from '../main.js';
+
+export const summary = 'run the GraphQL API server (POST and WebSocket /graphql)';
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log('usage: deltagate serve\n\nConfigured by DELTAGATE_* environment variables (see README).');
+    return 0;
+  }
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel, base: { service: 'api' } });
+  for (const name of unknownVariables(process.env))
+    logger.warn({ variable: name }, 'unknown configuration variable');
+
+  const server = await startServer(config, { logger });
+  if (server.adminKey.generated) {
+    console.log(
+      [
+        '',
+        'No DELTAGATE_ADMIN_KEY was set, so an admin key was generated (shown this once):',
+        '',
+        `  ${server.adminKey.key}`,
+        '',
+        `It is kept in ${server.adminKey.file} (mode 0600). Use it as: Authorization: Bearer <key>`,
+        '',
+      ].join('\n'),
+    );
+  } else if (server.adminKey.file !== null) {
+    logger.info({ file: server.adminKey.file }, 'admin key loaded from the data directory');
+  }
+  console.log(`deltagate API ready at ${server.url}/graphql`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      server.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err }, 'error during shutdown');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

@@ -1,0 +1,347 @@
+/**
+ * Configuration from `DELTAGATE_*` environment variables, validated once at start-up (zod, one schema per
+ * variable) into a typed `Config`. A bad value throws `ConfigError` whose message is one line naming the
+ * variable. It does not create directories, generate the admin key or connect to anything: the
+ * composition roots (`src/main.ts`, `src/commands/*`) do that. `CONFIG_VARIABLES` feeds README's table and
+ * `test/infra/compose.test.ts`.
+ */
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type DatabaseConfig = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+
+export interface S3StorageConfig {
+  kind: 's3';
+  /** null: the AWS endpoint for `region`. */
+  endpoint: string | null;
+  bucket: string;
+  region: string;
+  /** null: the SDK's default credential chain (env, profile, instance role). */
+  accessKeyId: string | null;
+  secretAccessKey: string | null;
+  /** MinIO and moto want path-style; defaults to true when an endpoint is set. */
+  forcePathStyle: boolean;
+}
+
+export type StorageConfig = { kind: 'fs'; dir: string } | S3StorageConfig;
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Limits {
+  maxDatasetBytes: number;
+  maxInlineDatasetBytes: number;
+  maxAdapterBytes: number;
+  rateLimitPerMinute: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Absolute. */
+  dataDir: string;
+  database: DatabaseConfig;
+  storage: StorageConfig;
+  /** null: the in-process queue. */
+  redisUrl: string | null;
+  /** null: the server generates one, keeps it in the data dir and prints it once. */
+  adminKey: string | null;
+  /** Absolute HF model directories to register besides the built-in one. */
+  baseModelDirs: string[];
+  /** Base URL (no trailing slash) the directory store puts in presigned links. */
+  publicUrl: string;
+  logLevel: LogLevel;
+  production: boolean;
+  limits: Limits;
+  workerConcurrency: number;
+  executionProvider: 'cpu' | 'cuda';
+}
+
+export interface ConfigVariable {
+  name: string;
+  /** As shown in README's table; '' when unset by default. */
+  default: string;
+  description: string;
+}
+
+const MiB = 1024 * 1024;
+
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { name: 'DELTAGATE_PORT', default: '4000', description: 'HTTP port of the API (GraphQL on /graphql).' },
+  { name: 'DELTAGATE_HOST', default: '0.0.0.0', description: 'Interface the API listens on.' },
+  {
+    name: 'DELTAGATE_DATA_DIR',
+    default: './.deltagate',
+    description: 'Directory for the embedded defaults (SQLite file, blob directory, generated admin key).',
+  },
+  {
+    name: 'DELTAGATE_DATABASE_URL',
+    default: 'sqlite://<data dir>/deltagate.sqlite',
+    description: 'Metadata database: `sqlite://<file>` or `postgres://user@host:port/db`.',
+  },
+  {
+    name: 'DELTAGATE_S3_ENDPOINT',
+    default: '',
+    description:
+      'S3-compatible endpoint (MinIO, moto). Unset with no bucket: a blob directory in the data dir.',
+  },
+  {
+    name: 'DELTAGATE_S3_BUCKET',
+    default: '',
+    description: 'Bucket for datasets, adapters and checkpoints; setting it selects S3 storage.',
+  },
+  {
+    name: 'DELTAGATE_S3_REGION',
+    default: 'us-east-1',
+    description: "S3 region (MinIO ignores it; AWS needs the bucket's).",
+  },
+  {
+    name: 'DELTAGATE_S3_ACCESS_KEY_ID',
+    default: '',
+    description: 'S3 access key; unset: the AWS default credential chain.',
+  },
+  {
+    name: 'DELTAGATE_S3_SECRET_ACCESS_KEY',
+    default: '',
+    description: 'S3 secret key (with the access key).',
+  },
+  {
+    name: 'DELTAGATE_S3_FORCE_PATH_STYLE',
+    default: 'true with an endpoint, else false',
+    description: 'Path-style bucket addressing (`true`/`false`); MinIO needs true.',
+  },
+  {
+    name: 'DELTAGATE_REDIS_URL',
+    default: '',
+    description: 'Redis for the BullMQ queue (`noeviction`). Unset: an in-process queue.',
+  },
+  {
+    name: 'DELTAGATE_ADMIN_KEY',
+    default: '',
+    description:
+      'Admin API key (at least 24 characters). Unset: generated, kept in the data dir, printed once.',
+  },
+  {
+    name: 'DELTAGATE_BASE_MODELS',
+    default: '',
+    description: 'Hugging Face model directories to register, separated by `,` or `:`.',
+  },
+  {
+    name: 'DELTAGATE_PUBLIC_URL',
+    default: 'http://localhost:<port>',
+    description: 'Base URL clients reach the API at; used in presigned links of the blob directory.',
+  },
+  {
+    name: 'DELTAGATE_LOG_LEVEL',
+    default: 'info',
+    description: 'pino level: fatal, error, warn, info, debug, trace, silent.',
+  },
+  {
+    name: 'DELTAGATE_MAX_DATASET_BYTES',
+    default: String(100 * MiB),
+    description: 'Largest dataset accepted (bytes).',
+  },
+  {
+    name: 'DELTAGATE_MAX_INLINE_DATASET_BYTES',
+    default: String(4 * MiB),
+    description: 'Largest dataset accepted inline by `uploadDataset` (bytes).',
+  },
+  {
+    name: 'DELTAGATE_MAX_ADAPTER_BYTES',
+    default: String(256 * MiB),
+    description: 'Largest adapter weights file accepted (bytes).',
+  },
+  {
+    name: 'DELTAGATE_RATE_LIMIT_PER_MINUTE',
+    default: '600',
+    description: 'Requests per minute per API key (token bucket).',
+  },
+  {
+    name: 'DELTAGATE_WORKER_CONCURRENCY',
+    default: '1',
+    description: 'Training jobs one worker runs at once.',
+  },
+  {
+    name: 'DELTAGATE_EXECUTION_PROVIDER',
+    default: 'cpu',
+    description: 'onnxruntime execution provider: cpu or cuda.',
+  },
+  {
+    name: 'NODE_ENV',
+    default: '',
+    description: '`production` turns introspection off and hides stack traces.',
+  },
+];
+
+/** Names the loader reads; anything else `DELTAGATE_*` is a typo worth reporting (see `unknownVariables`). */
+export const CONFIG_VARIABLE_NAMES: ReadonlySet<string> = new Set(CONFIG_VARIABLES.map((v) => v.name));
+
+// One schema per variable, each with the message the one-line error shows after the name.
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const httpUrl = z.url({ protocol: /^https?$/ });
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+// S3 bucket naming rules (the DNS-compatible subset every server accepts).
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
+  .refine((s) => !s.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(s));
+
+function read<T>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  schema: z.ZodType<T>,
+  expected: string,
+): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const parsed = schema.safeParse(raw.trim());
+  if (!parsed.success)
+    throw new ConfigError(name, `${name} must be ${expected} (got ${JSON.stringify(raw)})`);
+  return parsed.data;
+}
+
+function parseDatabaseUrl(raw: string | undefined, dataDir: string): DatabaseConfig {
+  const name = 'DELTAGATE_DATABASE_URL';
+  if (raw === undefined) return { kind: 'sqlite', file: join(dataDir, 'deltagate.sqlite') };
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    try {
+      const u = new URL(raw);
+      if (u.hostname === '') throw new Error('no host');
+    } catch {
+      throw new ConfigError(name, `${name} must be a valid postgres:// URL (got ${JSON.stringify(raw)})`);
+    }
+    return { kind: 'postgres', url: raw };
+  }
+  if (raw.startsWith('sqlite:')) {
+    const path = raw.replace(/^sqlite:(\/\/)?/, '');
+    if (path === '')
+      throw new ConfigError(name, `${name} must name a file: sqlite://<file> (got ${JSON.stringify(raw)})`);
+    if (path === ':memory:') return { kind: 'sqlite', file: ':memory:' };
+    return { kind: 'sqlite', file: isAbsolute(path) ? path : resolve(path) };
+  }
+  throw new ConfigError(
+    name,
+    `${name} must start with sqlite://, postgres:// or postgresql:// (got ${JSON.stringify(raw)})`,
+  );
+}
+
+function parseStorage(env: NodeJS.ProcessEnv, dataDir: string): StorageConfig {
+  const endpoint = read(env, 'DELTAGATE_S3_ENDPOINT', httpUrl, 'an http(s) URL');
+  const bucket = read(env, 'DELTAGATE_S3_BUCKET', bucketName, 'a valid S3 bucket name (3-63 of a-z 0-9 . -)');
+  if (endpoint === undefined && bucket === undefined) return { kind: 'fs', dir: join(dataDir, 'blobs') };
+  if (bucket === undefined) {
+    throw new ConfigError(
+      'DELTAGATE_S3_BUCKET',
+      'DELTAGATE_S3_BUCKET must be set when DELTAGATE_S3_ENDPOINT is set (got nothing)',
+    );
+  }
+  const region =
+    read(env, 'DELTAGATE_S3_REGION', z.string().regex(/^[a-z0-9-]{2,32}$/), 'a region name like us-east-1') ??
+    'us-east-1';
+  const secret = z.string().min(1).max(256);
+  const accessKeyId = read(env, 'DELTAGATE_S3_ACCESS_KEY_ID', secret, 'a non-empty key id') ?? null;
+  const secretAccessKey = read(env, 'DELTAGATE_S3_SECRET_ACCESS_KEY', secret, 'a non-empty secret') ?? null;
+  if ((accessKeyId === null) !== (secretAccessKey === null)) {
+    const missing = accessKeyId === null ? 'DELTAGATE_S3_ACCESS_KEY_ID' : 'DELTAGATE_S3_SECRET_ACCESS_KEY';
+    throw new ConfigError(missing, `${missing} must be set together with its pair (got nothing)`);
+  }
+  const forcePathStyle =
+    read(env, 'DELTAGATE_S3_FORCE_PATH_STYLE', bool, 'true or false') ?? endpoint !== undefined;
+  return {
+    kind: 's3',
+    endpoint: endpoint === undefined ? null : endpoint.replace(/\/+$/, ''),
+    bucket,
+    region,
+    accessKeyId,
+    secretAccessKey,
+    forcePathStyle,
+  };
+}
+
+function splitList(raw: string): string[] {
+  return raw
+    .split(new RegExp(`[,${delimiter === ';' ? ';' : ':'}]`))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = read(env, 'DELTAGATE_PORT', intIn(1, 65535), 'an integer 1-65535') ?? 4000;
+  const host =
+    read(env, 'DELTAGATE_HOST', z.string().regex(/^[A-Za-z0-9.:_-]+$/), 'a host name or IP') ?? '0.0.0.0';
+  const dataDir = resolve(
+    read(env, 'DELTAGATE_DATA_DIR', z.string().min(1), 'a directory path') ?? './.deltagate',
+  );
+  const database = parseDatabaseUrl(env.DELTAGATE_DATABASE_URL?.trim() || undefined, dataDir);
+  const storage = parseStorage(env, dataDir);
+  const redisUrl =
+    read(env, 'DELTAGATE_REDIS_URL', z.url({ protocol: /^rediss?$/ }), 'a redis:// or rediss:// URL') ?? null;
+  const adminKey =
+    read(
+      env,
+      'DELTAGATE_ADMIN_KEY',
+      z.string().min(24).max(512).regex(/^\S+$/),
+      'at least 24 characters, no spaces',
+    ) ?? null;
+  const baseModelRaw = env.DELTAGATE_BASE_MODELS?.trim();
+  const baseModelDirs = baseModelRaw ? splitList(baseModelRaw).map((p) => resolve(p)) : [];
+  const publicUrl = (
+    read(env, 'DELTAGATE_PUBLIC_URL', httpUrl, 'an http(s) URL') ?? `http://localhost:${port}`
+  ).replace(/\/+$/, '');
+  const logLevel =
+    read(env, 'DELTAGATE_LOG_LEVEL', z.enum(LOG_LEVELS), `one of ${LOG_LEVELS.join('|')}`) ?? 'info';
+  const bytes = (name: string, dflt: number) =>
+    read(env, name, intIn(1, Number.MAX_SAFE_INTEGER), 'a positive integer number of bytes') ?? dflt;
+  const limits: Limits = {
+    maxDatasetBytes: bytes('DELTAGATE_MAX_DATASET_BYTES', 100 * MiB),
+    maxInlineDatasetBytes: bytes('DELTAGATE_MAX_INLINE_DATASET_BYTES', 4 * MiB),
+    maxAdapterBytes: bytes('DELTAGATE_MAX_ADAPTER_BYTES', 256 * MiB),
+    rateLimitPerMinute:
+      read(env, 'DELTAGATE_RATE_LIMIT_PER_MINUTE', intIn(1, 1_000_000), 'an integer 1-1000000') ?? 600,
+  };
+  if (limits.maxInlineDatasetBytes > limits.maxDatasetBytes) {
+    throw new ConfigError(
+      'DELTAGATE_MAX_INLINE_DATASET_BYTES',
+      `DELTAGATE_MAX_INLINE_DATASET_BYTES must be at most DELTAGATE_MAX_DATASET_BYTES (got ${limits.maxInlineDatasetBytes} > ${limits.maxDatasetBytes})`,
+    );
+  }
+  const workerConcurrency = read(env, 'DELTAGATE_WORKER_CONCURRENCY', intIn(1, 64), 'an integer 1-64') ?? 1;
+  const executionProvider =
+    read(env, 'DELTAGATE_EXECUTION_PROVIDER', z.enum(['cpu', 'cuda']), 'cpu or cuda') ?? 'cpu';
+  return {
+    port,
+    host,
+    dataDir,
+    database,
+    storage,
+    redisUrl,
+    adminKey,
+    baseModelDirs,
+    publicUrl,
+    logLevel,
+    production: env.NODE_ENV === 'production',
+    limits,
+    workerConcurrency,
+    executionProvider,
+  };
+}
+
+/** `DELTAGATE_*` names in `env` that the loader does not know (typos); the server logs them as a warning. */
+export function unknownVariables(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.keys(env)
+    .filter((k) => k.startsWith('DELTAGATE_') && !CONFIG_VARIABLE_NAMES.has(k))
+    .filter((k) => !k.startsWith('DELTAGATE_TEST_') && k !== 'DELTAGATE_DEBUG')
+    .sort();
+}

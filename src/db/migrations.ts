@@ -1,0 +1,189 @@
+/**
+ * Versioned schema migrations, in code (no files to ship), applied by `openDatabase` at start-up through
+ * Kysely's Migrator (which takes a lock, so an API and a worker starting together do not race).
+ * Append new migrations; never edit one that has shipped. Column conventions are explained in schema.ts.
+ */
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+/** Column type for 64-bit counters: bigint in PostgreSQL, integer (64-bit already) in SQLite. */
+function big(db: Kysely<unknown>): 'bigint' | 'integer' {
+  return isPostgres(db) ? 'bigint' : 'integer';
+}
+
+/** Detect the dialect from the adapter class, so migrations need no extra parameter. */
+export function isPostgres(db: Kysely<unknown>): boolean {
+  return db.getExecutor().adapter.constructor.name === 'PostgresAdapter';
+}
+
+const m0001: Migration = {
+  async up(db) {
+    const bigType = big(db);
+    await db.schema
+      .createTable('customers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('max_adapters', 'integer', (c) => c.notNull())
+      .addColumn('max_concurrent_jobs', 'integer', (c) => c.notNull())
+      .addColumn('monthly_token_limit', bigType)
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('name', 'text')
+      .addColumn('prefix', 'text', (c) => c.notNull().unique())
+      .addColumn('secret_hash', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .addColumn('revoked_at', 'text')
+      .execute();
+    await db.schema.createIndex('api_keys_customer_idx').on('api_keys').column('customer_id').execute();
+
+    await db.schema
+      .createTable('datasets')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('format', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('row_count', 'integer')
+      .addColumn('token_count', bigType)
+      .addColumn('size_bytes', bigType)
+      .addColumn('sha256', 'text')
+      .addColumn('errors', 'text')
+      .addColumn('blob_key', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('datasets_customer_idx')
+      .on('datasets')
+      .columns(['customer_id', 'id'])
+      .execute();
+
+    await db.schema
+      .createTable('uploads')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('blob_key', 'text', (c) => c.notNull())
+      .addColumn('size_bytes', bigType, (c) => c.notNull())
+      .addColumn('dataset_id', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('completed_at', 'text')
+      .execute();
+    await db.schema.createIndex('uploads_customer_idx').on('uploads').column('customer_id').execute();
+
+    await db.schema
+      .createTable('adapters')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('base_model_id', 'text', (c) => c.notNull())
+      .addColumn('description', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('adapters_customer_name_uq', ['customer_id', 'name'])
+      .execute();
+
+    await db.schema
+      .createTable('training_jobs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('adapter_id', 'text', (c) => c.notNull().references('adapters.id').onDelete('cascade'))
+      .addColumn('dataset_id', 'text', (c) => c.notNull())
+      .addColumn('validation_dataset_id', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('hyperparameters', 'text', (c) => c.notNull())
+      .addColumn('progress', 'text')
+      .addColumn('loss_history', 'text', (c) => c.notNull())
+      .addColumn('error', 'text')
+      .addColumn('idempotency_key', 'text')
+      .addColumn('result_version_id', 'text')
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text')
+      .addColumn('finished_at', 'text')
+      .addColumn('cancel_requested_at', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('training_jobs_idempotency_uq', ['customer_id', 'idempotency_key'])
+      .execute();
+    await db.schema
+      .createIndex('training_jobs_customer_idx')
+      .on('training_jobs')
+      .columns(['customer_id', 'status'])
+      .execute();
+
+    await db.schema
+      .createTable('adapter_versions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('adapter_id', 'text', (c) => c.notNull().references('adapters.id').onDelete('cascade'))
+      .addColumn('customer_id', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addColumn('size_bytes', bigType, (c) => c.notNull())
+      .addColumn('rank', 'integer', (c) => c.notNull())
+      .addColumn('alpha', 'real', (c) => c.notNull())
+      .addColumn('target_modules', 'text', (c) => c.notNull())
+      .addColumn('metrics', 'text')
+      .addColumn('files', 'text', (c) => c.notNull())
+      // Unique: a job registers at most one version even when BullMQ runs it twice (issue 5).
+      .addColumn('training_job_id', 'text', (c) => c.unique())
+      .addColumn('dataset_id', 'text')
+      .addColumn('blob_prefix', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('adapter_versions_adapter_version_uq', ['adapter_id', 'version'])
+      .execute();
+    await db.schema
+      .createIndex('adapter_versions_customer_idx')
+      .on('adapter_versions')
+      .column('customer_id')
+      .execute();
+
+    await db.schema
+      .createTable('adapter_aliases')
+      .addColumn('adapter_id', 'text', (c) => c.notNull().references('adapters.id').onDelete('cascade'))
+      .addColumn('alias', 'text', (c) => c.notNull())
+      .addColumn('version_id', 'text', (c) => c.notNull().references('adapter_versions.id'))
+      .addColumn('customer_id', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('adapter_aliases_pk', ['adapter_id', 'alias'])
+      .execute();
+
+    await db.schema
+      .createTable('usage_counters')
+      .addColumn('customer_id', 'text', (c) => c.notNull().references('customers.id').onDelete('cascade'))
+      .addColumn('period', 'text', (c) => c.notNull())
+      .addColumn('requests', bigType, (c) => c.notNull().defaultTo(0))
+      .addColumn('prompt_tokens', bigType, (c) => c.notNull().defaultTo(0))
+      .addColumn('completion_tokens', bigType, (c) => c.notNull().defaultTo(0))
+      .addPrimaryKeyConstraint('usage_counters_pk', ['customer_id', 'period'])
+      .execute();
+  },
+  async down(db) {
+    for (const t of [
+      'usage_counters',
+      'adapter_aliases',
+      'adapter_versions',
+      'training_jobs',
+      'adapters',
+      'uploads',
+      'datasets',
+      'api_keys',
+      'customers',
+    ]) {
+      await db.schema.dropTable(t).ifExists().execute();
+    }
+  },
+};
+
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_initial': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

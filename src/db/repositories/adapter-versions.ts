@@ -1,0 +1,240 @@
+/**
+ * Immutable, numbered adapter versions and the movable aliases that point at them. Numbering is
+ * `max(version) + 1` guarded by UNIQUE (adapter_id, version): a concurrent insert loses with a unique
+ * violation and the service retries. Files live in blob storage under `blob_prefix` (PEFT layout).
+ */
+import type { Db } from '../database.js';
+import { nowIso, toNumber } from '../database.js';
+import { newId } from '../ids.js';
+import { parseJson, type Scope } from './scope.js';
+
+export interface StoredFile {
+  name: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+export interface AdapterVersion {
+  id: string;
+  adapterId: string;
+  customerId: string;
+  version: number;
+  sha256: string;
+  sizeBytes: number;
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  metrics: Record<string, unknown> | null;
+  files: StoredFile[];
+  trainingJobId: string | null;
+  datasetId: string | null;
+  blobPrefix: string;
+  createdAt: string;
+}
+
+export interface NewAdapterVersion {
+  id: string;
+  adapterId: string;
+  customerId: string;
+  version: number;
+  sha256: string;
+  sizeBytes: number;
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  metrics: Record<string, unknown> | null;
+  files: StoredFile[];
+  trainingJobId: string | null;
+  datasetId: string | null;
+  blobPrefix: string;
+}
+
+export interface AdapterAlias {
+  adapterId: string;
+  alias: string;
+  versionId: string;
+  customerId: string;
+  updatedAt: string;
+}
+
+type Row = {
+  id: string;
+  adapter_id: string;
+  customer_id: string;
+  version: number;
+  sha256: string;
+  size_bytes: number | string;
+  rank: number;
+  alpha: number;
+  target_modules: string;
+  metrics: string | null;
+  files: string;
+  training_job_id: string | null;
+  dataset_id: string | null;
+  blob_prefix: string;
+  created_at: string;
+};
+
+function toVersion(r: Row): AdapterVersion {
+  return {
+    id: r.id,
+    adapterId: r.adapter_id,
+    customerId: r.customer_id,
+    version: r.version,
+    sha256: r.sha256,
+    sizeBytes: toNumber(r.size_bytes) ?? 0,
+    rank: r.rank,
+    alpha: Number(r.alpha),
+    targetModules: parseJson<string[]>(r.target_modules, []),
+    metrics: parseJson<Record<string, unknown> | null>(r.metrics, null),
+    files: parseJson<StoredFile[]>(r.files, []),
+    trainingJobId: r.training_job_id,
+    datasetId: r.dataset_id,
+    blobPrefix: r.blob_prefix,
+    createdAt: r.created_at,
+  };
+}
+
+export class AdapterVersionsRepository {
+  constructor(private readonly db: Db) {}
+
+  static newId(): string {
+    return newId('adapterVersion');
+  }
+
+  async nextVersionNumber(adapterId: string, db: Db = this.db): Promise<number> {
+    const r = await db
+      .selectFrom('adapter_versions')
+      .select((eb) => eb.fn.max('version').as('v'))
+      .where('adapter_id', '=', adapterId)
+      .executeTakeFirst();
+    return Number(r?.v ?? 0) + 1;
+  }
+
+  /** Throws the driver's unique violation when the number (or the training job) is already taken. */
+  async insert(input: NewAdapterVersion, db: Db = this.db): Promise<AdapterVersion> {
+    const row: Row = {
+      id: input.id,
+      adapter_id: input.adapterId,
+      customer_id: input.customerId,
+      version: input.version,
+      sha256: input.sha256,
+      size_bytes: input.sizeBytes,
+      rank: input.rank,
+      alpha: input.alpha,
+      target_modules: JSON.stringify(input.targetModules),
+      metrics: input.metrics === null ? null : JSON.stringify(input.metrics),
+      files: JSON.stringify(input.files),
+      training_job_id: input.trainingJobId,
+      dataset_id: input.datasetId,
+      blob_prefix: input.blobPrefix,
+      created_at: nowIso(),
+    };
+    await db.insertInto('adapter_versions').values(row).execute();
+    return toVersion(row);
+  }
+
+  async findById(scope: Scope, id: string, db: Db = this.db): Promise<AdapterVersion | null> {
+    let q = db.selectFrom('adapter_versions').selectAll().where('id', '=', id);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    const r = await q.executeTakeFirst();
+    return r ? toVersion(r) : null;
+  }
+
+  async findByIds(scope: Scope, ids: readonly string[]): Promise<AdapterVersion[]> {
+    if (ids.length === 0) return [];
+    let q = this.db
+      .selectFrom('adapter_versions')
+      .selectAll()
+      .where('id', 'in', [...ids]);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    return (await q.execute()).map(toVersion);
+  }
+
+  async findByNumber(scope: Scope, adapterId: string, version: number): Promise<AdapterVersion | null> {
+    let q = this.db
+      .selectFrom('adapter_versions')
+      .selectAll()
+      .where('adapter_id', '=', adapterId)
+      .where('version', '=', version);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    const r = await q.executeTakeFirst();
+    return r ? toVersion(r) : null;
+  }
+
+  async findByTrainingJob(trainingJobId: string, db: Db = this.db): Promise<AdapterVersion | null> {
+    const r = await db
+      .selectFrom('adapter_versions')
+      .selectAll()
+      .where('training_job_id', '=', trainingJobId)
+      .executeTakeFirst();
+    return r ? toVersion(r) : null;
+  }
+
+  /** All versions of the given adapters, ascending by number (for DataLoader batching). */
+  async listByAdapters(scope: Scope, adapterIds: readonly string[]): Promise<AdapterVersion[]> {
+    if (adapterIds.length === 0) return [];
+    let q = this.db
+      .selectFrom('adapter_versions')
+      .selectAll()
+      .where('adapter_id', 'in', [...adapterIds])
+      .orderBy('adapter_id')
+      .orderBy('version');
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    return (await q.execute()).map(toVersion);
+  }
+
+  async delete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
+    let q = db.deleteFrom('adapter_versions').where('id', '=', id);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    return Number((await q.executeTakeFirst()).numDeletedRows) === 1;
+  }
+
+  // --- aliases ---
+
+  /** Point `alias` of an adapter at a version (insert or move). */
+  async setAlias(input: Omit<AdapterAlias, 'updatedAt'>, db: Db = this.db): Promise<void> {
+    const now = nowIso();
+    await db
+      .insertInto('adapter_aliases')
+      .values({
+        adapter_id: input.adapterId,
+        alias: input.alias,
+        version_id: input.versionId,
+        customer_id: input.customerId,
+        updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc.columns(['adapter_id', 'alias']).doUpdateSet({ version_id: input.versionId, updated_at: now }),
+      )
+      .execute();
+  }
+
+  async listAliases(scope: Scope, adapterIds: readonly string[]): Promise<AdapterAlias[]> {
+    if (adapterIds.length === 0) return [];
+    let q = this.db
+      .selectFrom('adapter_aliases')
+      .selectAll()
+      .where('adapter_id', 'in', [...adapterIds])
+      .orderBy('adapter_id')
+      .orderBy('alias');
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    return (await q.execute()).map((r) => ({
+      adapterId: r.adapter_id,
+      alias: r.alias,
+      versionId: r.version_id,
+      customerId: r.customer_id,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async aliasesOfVersion(versionId: string, db: Db = this.db): Promise<string[]> {
+    const rows = await db
+      .selectFrom('adapter_aliases')
+      .select('alias')
+      .where('version_id', '=', versionId)
+      .orderBy('alias')
+      .execute();
+    return rows.map((r) => r.alias);
+  }
+}

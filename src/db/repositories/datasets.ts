@@ -1,0 +1,176 @@
+/**
+ * Dataset rows: metadata and validation results of a JSONL file whose bytes live in blob storage under
+ * `blob_key`. Status moves PENDING → VALIDATING → READY | INVALID (the rules are in src/services/datasets.ts);
+ * `transition` makes each move a compare-and-set so two completions of one upload cannot both validate.
+ */
+import type { Db } from '../database.js';
+import { nowIso, toNumber } from '../database.js';
+import { parseJson, toPage, type Page, type PageArgs, type Scope } from './scope.js';
+
+export type DatasetFormat = 'PROMPT_COMPLETION' | 'CHAT' | 'TEXT';
+export type DatasetStatus = 'PENDING' | 'VALIDATING' | 'READY' | 'INVALID';
+
+export interface DatasetError {
+  line: number;
+  message: string;
+}
+
+export interface Dataset {
+  id: string;
+  customerId: string;
+  name: string;
+  format: DatasetFormat;
+  status: DatasetStatus;
+  rowCount: number | null;
+  tokenCount: number | null;
+  sizeBytes: number | null;
+  sha256: string | null;
+  errors: DatasetError[];
+  blobKey: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DatasetResult {
+  status: DatasetStatus;
+  rowCount?: number | null;
+  tokenCount?: number | null;
+  sizeBytes?: number | null;
+  sha256?: string | null;
+  errors?: DatasetError[];
+}
+
+type Row = {
+  id: string;
+  customer_id: string;
+  name: string;
+  format: string;
+  status: string;
+  row_count: number | null;
+  token_count: number | string | null;
+  size_bytes: number | string | null;
+  sha256: string | null;
+  errors: string | null;
+  blob_key: string;
+  created_at: string;
+  updated_at: string;
+};
+
+function toDataset(r: Row): Dataset {
+  return {
+    id: r.id,
+    customerId: r.customer_id,
+    name: r.name,
+    format: r.format as DatasetFormat,
+    status: r.status as DatasetStatus,
+    rowCount: r.row_count,
+    tokenCount: toNumber(r.token_count),
+    sizeBytes: toNumber(r.size_bytes),
+    sha256: r.sha256,
+    errors: parseJson<DatasetError[]>(r.errors, []),
+    blobKey: r.blob_key,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export class DatasetsRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(
+    input: {
+      id: string;
+      customerId: string;
+      name: string;
+      format: DatasetFormat;
+      blobKey: string;
+    } & DatasetResult,
+    db: Db = this.db,
+  ): Promise<Dataset> {
+    const now = nowIso();
+    const row: Row = {
+      id: input.id,
+      customer_id: input.customerId,
+      name: input.name,
+      format: input.format,
+      status: input.status,
+      row_count: input.rowCount ?? null,
+      token_count: input.tokenCount ?? null,
+      size_bytes: input.sizeBytes ?? null,
+      sha256: input.sha256 ?? null,
+      errors: input.errors && input.errors.length > 0 ? JSON.stringify(input.errors) : null,
+      blob_key: input.blobKey,
+      created_at: now,
+      updated_at: now,
+    };
+    await db.insertInto('datasets').values(row).execute();
+    return toDataset(row);
+  }
+
+  async findById(scope: Scope, id: string, db: Db = this.db): Promise<Dataset | null> {
+    let q = db.selectFrom('datasets').selectAll().where('id', '=', id);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    const r = await q.executeTakeFirst();
+    return r ? toDataset(r) : null;
+  }
+
+  async findByIds(scope: Scope, ids: readonly string[]): Promise<Dataset[]> {
+    if (ids.length === 0) return [];
+    let q = this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', 'in', [...ids]);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    return (await q.execute()).map(toDataset);
+  }
+
+  async list(scope: Scope, page: PageArgs): Promise<Page<Dataset>> {
+    let q = this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .orderBy('id')
+      .limit(page.first + 1);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    if (page.after) q = q.where('id', '>', page.after);
+    return toPage((await q.execute()).map(toDataset), page.first);
+  }
+
+  /**
+   * Compare-and-set on status: moves only a row currently in `from`. Returns the updated row, or null when
+   * the row is not visible or was not in `from` (someone else got there first).
+   */
+  async transition(
+    scope: Scope,
+    id: string,
+    from: DatasetStatus,
+    result: DatasetResult,
+    db: Db = this.db,
+  ): Promise<Dataset | null> {
+    let q = db
+      .updateTable('datasets')
+      .set({
+        status: result.status,
+        updated_at: nowIso(),
+        ...(result.rowCount !== undefined ? { row_count: result.rowCount } : {}),
+        ...(result.tokenCount !== undefined ? { token_count: result.tokenCount } : {}),
+        ...(result.sizeBytes !== undefined ? { size_bytes: result.sizeBytes } : {}),
+        ...(result.sha256 !== undefined ? { sha256: result.sha256 } : {}),
+        ...(result.errors !== undefined
+          ? { errors: result.errors.length > 0 ? JSON.stringify(result.errors) : null }
+          : {}),
+      })
+      .where('id', '=', id)
+      .where('status', '=', from);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    const res = await q.executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) return null;
+    return this.findById(scope, id, db);
+  }
+
+  async delete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
+    let q = db.deleteFrom('datasets').where('id', '=', id);
+    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    const res = await q.executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * PEFT LoRA adapters in exactly PEFT's on-disk layout: `adapter_config.json` + `adapter_model.safetensors`
+ * with keys `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` (R, in) / `lora_B` (out, R).
+ * Import validation is strict (anything we cannot honour is refused here, never mid-inference); output is
+ * what PEFT's `save_pretrained` writes. Not the LoRA graph ops: those live in src/engine/nn/.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BadInputError } from '../../shared/errors.js';
+import {
+  LINEAR_MODULES,
+  isLinearModule,
+  linearShape,
+  moduleParent,
+  type LinearModule,
+  type ModelConfig,
+} from './hf-config.js';
+import { parseSafetensors, toFloat32, writeSafetensors, type TensorInput } from './safetensors.js';
+
+export interface LoraWeights {
+  /** (R, in) */
+  a: Float32Array;
+  /** (out, R) */
+  b: Float32Array;
+}
+
+export interface LoraAdapter {
+  rank: number;
+  alpha: number;
+  useRslora: boolean;
+  /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
+  scale: number;
+  dropout: number;
+  /** In LINEAR_MODULES order. */
+  targetModules: LinearModule[];
+  baseModelName: string | null;
+  /** Key `${layer}.${module}`. */
+  weights: Map<string, LoraWeights>;
+}
+
+/** adapter_config.json asks for something PEFT supports but this engine does not honour, or is malformed. */
+export class AdapterConfigError extends BadInputError {}
+
+/** Adapter weight file: unknown key, missing pair, non-finite value, wrong dtype. */
+export class AdapterWeightsError extends BadInputError {}
+
+/** A LoRA matrix whose shape does not fit the base model. */
+export class AdapterShapeMismatchError extends BadInputError {
+  constructor(
+    readonly key: string,
+    readonly actual: number[],
+    readonly expected: number[],
+  ) {
+    super(
+      `adapter tensor ${key} has shape [${actual.join(', ')}], the base model needs [${expected.join(', ')}]`,
+      {
+        details: { key, actual, expected },
+      },
+    );
+  }
+}
+
+export function loraScale(alpha: number, rank: number, useRslora: boolean): number {
+  return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+}
+
+export function loraKey(layer: number, module: LinearModule): string {
+  return `${layer}.${module}`;
+}
+
+/** PEFT's saved key (the adapter name "default" stripped, as `save_pretrained` does). */
+export function peftWeightKey(layer: number, module: LinearModule, which: 'A' | 'B'): string {
+  return `base_model.model.model.layers.${layer}.${moduleParent(module)}.${module}.lora_${which}.weight`;
+}
+
+const KEY_RE =
+  /^base_model\.model\.model\.layers\.(0|[1-9]\d*)\.(self_attn|mlp)\.([a-z_]+)\.lora_(A|B)(?:\.default)?\.weight$/;
+
+function isEmpty(v: unknown): boolean {
+  if (v === undefined || v === null) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === 'object') return Object.keys(v).length === 0;
+  return false;
+}
+
+interface ParsedConfig {
+  rank: number;
+  alpha: number;
+  useRslora: boolean;
+  dropout: number;
+  targetModules: LinearModule[];
+  baseModelName: string | null;
+  layers: number[] | null;
+}
+
+function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
+  const bad = (msg: string): never => {
+    throw new AdapterConfigError(`adapter_config.json: ${msg}`);
+  };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) bad('not a JSON object');
+  const c = json as Record<string, unknown>;
+  if (c.peft_type !== 'LORA') bad(`peft_type ${JSON.stringify(c.peft_type)} is not LORA`);
+  if (c.task_type !== undefined && c.task_type !== null && c.task_type !== 'CAUSAL_LM') {
+    bad(`task_type ${JSON.stringify(c.task_type)} is not CAUSAL_LM`);
+  }
+  const r = c.r ?? 8;
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0)
+    bad(`r must be a positive integer, got ${JSON.stringify(r)}`);
+  const alpha = c.lora_alpha ?? 8;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0)
+    bad(`lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
+  const dropout = c.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
+    bad(`lora_dropout must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  const useRslora = c.use_rslora ?? false;
+  if (typeof useRslora !== 'boolean') bad('use_rslora must be a boolean');
+  if ((c.bias ?? 'none') !== 'none') bad(`bias ${JSON.stringify(c.bias)} is not supported (only "none")`);
+  if (c.fan_in_fan_out === true) bad('fan_in_fan_out=true is not supported (Llama linears are not Conv1D)');
+  if (c.use_dora === true) bad('use_dora=true (DoRA) is not supported');
+  if (c.lora_bias === true) bad('lora_bias=true (a bias on lora_B) is not supported');
+  for (const k of [
+    'rank_pattern',
+    'alpha_pattern',
+    'modules_to_save',
+    'layer_replication',
+    'layers_pattern',
+    'exclude_modules',
+    'trainable_token_indices',
+    'target_parameters',
+  ] as const) {
+    if (!isEmpty(c[k])) bad(`${k} is not supported`);
+  }
+  let targets: unknown = c.target_modules;
+  if (typeof targets === 'string') {
+    // PEFT treats a string as a regex over full module paths; only the plain names (and all-linear) are honoured.
+    targets = targets === 'all-linear' ? [...LINEAR_MODULES] : [targets];
+  }
+  if (!Array.isArray(targets) || targets.length === 0)
+    bad('target_modules must be a non-empty list of module names');
+  const set = new Set<LinearModule>();
+  for (const t of targets as unknown[]) {
+    // PEFT matches a name against the module path's suffix, so `self_attn.q_proj` means q_proj.
+    const name = typeof t === 'string' ? t.replace(/^(?:self_attn|mlp)\./, '') : t;
+    if (!isLinearModule(name))
+      bad(`target module ${JSON.stringify(t)} is not one of ${LINEAR_MODULES.join(', ')}`);
+    set.add(name as LinearModule);
+  }
+  let layers: number[] | null = null;
+  const ltt = c.layers_to_transform;
+  if (ltt !== undefined && ltt !== null) {
+    const list = typeof ltt === 'number' ? [ltt] : ltt;
+    if (!Array.isArray(list) || !list.every((l) => Number.isSafeInteger(l) && l >= 0 && l < base.numLayers)) {
+      bad(`layers_to_transform ${JSON.stringify(ltt)} is not a list of layers in [0, ${base.numLayers})`);
+    }
+    layers = [...new Set(list as number[])].sort((x, y) => x - y);
+  }
+  const bm = c.base_model_name_or_path ?? null;
+  return {
+    rank: r as number,
+    alpha: alpha as number,
+    useRslora: useRslora as boolean,
+    dropout: dropout as number,
+    targetModules: LINEAR_MODULES.filter((m) => set.has(m)),
+    baseModelName: typeof bm === 'string' ? bm : null,
+    layers,
+  };
+}
+
+/** Validate a PEFT adapter against the base model it will be applied to. */
+export function parsePeftAdapter(
+  adapterConfig: unknown,
+  weights: Uint8Array,
+  base: ModelConfig,
+): LoraAdapter {
+  const cfg = parseAdapterConfig(adapterConfig, base);
+  const file = parseSafetensors(weights);
+  const R = cfg.rank;
+  const found = new Map<string, Partial<LoraWeights>>();
+  for (const [key, entry] of file.tensors) {
+    const m = KEY_RE.exec(key);
+    if (!m) throw new AdapterWeightsError(`adapter tensor ${key} is not a PEFT LoRA key this engine knows`);
+    const layer = Number(m[1]);
+    const module = m[3]!;
+    const which = m[4] as 'A' | 'B';
+    if (!isLinearModule(module) || moduleParent(module) !== m[2])
+      throw new AdapterWeightsError(`adapter tensor ${key}: unknown module ${m[2]}.${module}`);
+    if (layer >= base.numLayers)
+      throw new AdapterWeightsError(
+        `adapter tensor ${key}: layer ${layer} is out of range (base has ${base.numLayers})`,
+      );
+    if (!cfg.targetModules.includes(module))
+      throw new AdapterWeightsError(`adapter tensor ${key}: ${module} is not in target_modules`);
+    if (cfg.layers && !cfg.layers.includes(layer))
+      throw new AdapterWeightsError(`adapter tensor ${key}: layer ${layer} is not in layers_to_transform`);
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype))
+      throw new AdapterWeightsError(`adapter tensor ${key}: dtype ${entry.dtype} is not a float type`);
+    const { inFeatures, outFeatures } = linearShape(base, module);
+    const expected = which === 'A' ? [R, inFeatures] : [outFeatures, R];
+    if (entry.shape.length !== 2 || entry.shape[0] !== expected[0] || entry.shape[1] !== expected[1]) {
+      throw new AdapterShapeMismatchError(key, entry.shape, expected);
+    }
+    const k = loraKey(layer, module);
+    const slot = found.get(k) ?? {};
+    if (slot[which === 'A' ? 'a' : 'b'])
+      throw new AdapterWeightsError(`adapter tensor ${key}: given twice (with and without .default)`);
+    // Copy: the adapter outlives the upload buffer, and callers may reuse it.
+    const data = Float32Array.from(toFloat32(entry));
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!))
+        throw new AdapterWeightsError(`adapter tensor ${key}: non-finite value ${data[i]} at index ${i}`);
+    }
+    slot[which === 'A' ? 'a' : 'b'] = data;
+    found.set(k, slot);
+  }
+  const layers = cfg.layers ?? Array.from({ length: base.numLayers }, (_, i) => i);
+  const out = new Map<string, LoraWeights>();
+  for (const layer of layers) {
+    for (const module of cfg.targetModules) {
+      const w = found.get(loraKey(layer, module));
+      if (!w?.a) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'A')}`);
+      if (!w.b) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'B')}`);
+      out.set(loraKey(layer, module), { a: w.a, b: w.b });
+    }
+  }
+  return {
+    rank: R,
+    alpha: cfg.alpha,
+    useRslora: cfg.useRslora,
+    scale: loraScale(cfg.alpha, R, cfg.useRslora),
+    dropout: cfg.dropout,
+    targetModules: cfg.targetModules,
+    baseModelName: cfg.baseModelName,
+    weights: out,
+  };
+}
+
+/** What PEFT's `save_pretrained` writes (F32 weights, config keys sorted as PEFT's `sort_keys=True`). */
+export function serializePeftAdapter(adapter: LoraAdapter): {
+  adapterConfig: Record<string, unknown>;
+  weights: Uint8Array;
+} {
+  const adapterConfig: Record<string, unknown> = {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: adapter.baseModelName,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: adapter.alpha,
+    lora_dropout: adapter.dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    peft_type: 'LORA',
+    r: adapter.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: [...adapter.targetModules],
+    task_type: 'CAUSAL_LM',
+    use_dora: false,
+    use_rslora: adapter.useRslora,
+  };
+  const tensors: Record<string, TensorInput> = {};
+  for (const [k, w] of adapter.weights) {
+    const dot = k.indexOf('.');
+    const layer = Number(k.slice(0, dot));
+    const module = k.slice(dot + 1);
+    if (!isLinearModule(module) || !Number.isSafeInteger(layer))
+      throw new AdapterWeightsError(`bad adapter weight key ${k}`);
+    const R = adapter.rank;
+    if (w.a.length % R !== 0 || w.b.length % R !== 0 || w.a.length === 0 || w.b.length === 0) {
+      throw new AdapterWeightsError(
+        `adapter weights ${k}: A has ${w.a.length} and B ${w.b.length} values, not multiples of rank ${R}`,
+      );
+    }
+    tensors[peftWeightKey(layer, module, 'A')] = { dtype: 'F32', shape: [R, w.a.length / R], data: w.a };
+    tensors[peftWeightKey(layer, module, 'B')] = { dtype: 'F32', shape: [w.b.length / R, R], data: w.b };
+  }
+  return { adapterConfig, weights: writeSafetensors(tensors, { format: 'pt' }) };
+}
+
+export async function readPeftDir(dir: string, base: ModelConfig): Promise<LoraAdapter> {
+  let config: unknown;
+  let weights: Uint8Array;
+  try {
+    config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+  } catch (cause) {
+    throw new AdapterConfigError(`cannot read ${dir}/adapter_config.json: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  try {
+    weights = await readFile(join(dir, 'adapter_model.safetensors'));
+  } catch (cause) {
+    throw new AdapterWeightsError(
+      `cannot read ${dir}/adapter_model.safetensors: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return parsePeftAdapter(config, weights, base);
+}
+
+export async function writePeftDir(dir: string, adapter: LoraAdapter): Promise<void> {
+  const { adapterConfig, weights } = serializePeftAdapter(adapter);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(adapterConfig, null, 2) + '\n');
+  await writeFile(join(dir, 'adapter_model.safetensors'), weights);
+}
+
+/** ΔW = scale · B · A, (out, in), a plain loop (the reference the merged/side-loaded graphs are checked against). */
+export function loraDelta(adapter: LoraAdapter, layer: number, module: LinearModule): Float32Array {
+  const w = adapter.weights.get(loraKey(layer, module));
+  if (!w) throw new BadInputError(`adapter has no weights for layer ${layer} ${module}`);
+  const R = adapter.rank;
+  const inF = w.a.length / R;
+  const outF = w.b.length / R;
+  const d = new Float32Array(outF * inF);
+  for (let o = 0; o < outF; o++) {
+    for (let i = 0; i < inF; i++) {
+      let s = 0;
+      for (let r = 0; r < R; r++) s += w.b[o * R + r]! * w.a[r * inF + i]!;
+      d[o * inF + i] = adapter.scale * s;
+    }
+  }
+  return d;
+}

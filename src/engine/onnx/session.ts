@@ -1,0 +1,99 @@
+/**
+ * The ONLY module that imports onnxruntime-node. Wraps an InferenceSession behind HostTensor feeds/fetches,
+ * session options from config (threads, execution providers: 'cpu' by default, 'cuda' as a switch for a GPU
+ * deployment installed with `--onnxruntime-node-install=cuda12`), and pre-allocated outputs (the decode
+ * loop's in-place buffers). Graph → bytes is ./emit.ts.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Graph } from '../ir/graph.js';
+import type { HostTensor, TensorArray } from '../ir/types.js';
+import { emitOnnx } from './emit.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface SessionConfig {
+  /** Intra-op threads; default: ORT's choice (all cores). */
+  threads?: number;
+  /** Tried in order; default ['cpu']. 'cuda' needs the CUDA build of onnxruntime-node. */
+  executionProviders?: readonly ExecutionProvider[];
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Logging severity 0 (verbose) … 4 (fatal); default 3 (errors). */
+  logSeverity?: 0 | 1 | 2 | 3 | 4;
+}
+
+export class SessionCreateError extends Error {
+  override name = 'SessionCreateError';
+  readonly code = 'ENGINE_SESSION_CREATE';
+}
+
+function toOrt(t: HostTensor): ort.Tensor {
+  return new ort.Tensor(t.dtype, t.data as never, [...t.shape]);
+}
+
+function fromOrt(t: ort.Tensor): HostTensor {
+  return {
+    dtype: t.type as HostTensor['dtype'],
+    shape: t.dims.map(Number),
+    data: t.data as TensorArray,
+  };
+}
+
+export class EngineSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  static async create(model: Graph | Uint8Array, config: SessionConfig = {}): Promise<EngineSession> {
+    const bytes = model instanceof Uint8Array ? model : emitOnnx(model);
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [...(config.executionProviders ?? ['cpu'])],
+      graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
+      logSeverityLevel: config.logSeverity ?? 3,
+      ...(config.threads === undefined ? {} : { intraOpNumThreads: config.threads, interOpNumThreads: 1 }),
+    };
+    try {
+      const session = await ort.InferenceSession.create(bytes, options);
+      return new EngineSession(session, session.inputNames, session.outputNames);
+    } catch (err) {
+      throw new SessionCreateError(`onnxruntime could not load the graph: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Runs the graph. `outputs` names what to fetch: a name list, or a map from name to a pre-allocated
+   * HostTensor that onnxruntime fills in place (its data array is returned as is).
+   */
+  async run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[] | Readonly<Record<string, HostTensor>>,
+  ): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
+    let result: ort.InferenceSession.ReturnType;
+    if (outputs === undefined) result = await this.session.run(ortFeeds);
+    else if (Array.isArray(outputs)) result = await this.session.run(ortFeeds, outputs as string[]);
+    else {
+      const fetches: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(outputs as Record<string, HostTensor>)) fetches[k] = toOrt(v);
+      result = await this.session.run(ortFeeds, fetches);
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v);
+    // Pre-allocated outputs come back as the caller's own tensors (ORT filled their buffers).
+    if (outputs !== undefined && !Array.isArray(outputs)) Object.assign(out, outputs);
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Builds, emits and loads a graph in one call. */
+export async function createSession(graph: Graph, config: SessionConfig = {}): Promise<EngineSession> {
+  return EngineSession.create(graph, config);
+}

@@ -1,0 +1,18 @@
+/**
+ * The per-request GraphQL context: the authenticated Actor (never null: unauthenticated requests are refused
+ * before execution, src/main.ts), the service bundle and this request's DataLoaders. Resolvers read only this.
+ */
+import type { Logger } from 'pino';
+import type { Actor, Services } from '../services/index.js';
+import { createLoaders, type Loaders } from './loaders.js';
+
+export interface GraphQLContext {
+  actor: Actor;
+  services: Services;
+  loaders: Loaders;
+  logger: Logger;
+}
+
+export function createContext(actor: Actor, services: Services, logger: Logger): GraphQLContext {
+  return { actor, services, loaders: createLoaders(actor, services), logger };
+}

@@ -1,0 +1,366 @@
+/**
+ * Adapters, their immutable numbered versions and movable aliases. `importVersion` validates a PEFT adapter
+ * against the base model's config.json (src/engine/formats/peft.ts), stores it in the PEFT layout under
+ * `adapterVersionPrefix` (create-only writes) and registers version max+1, retrying on a lost race.
+ * `deleteVersion` refuses a version an alias points at (move the alias first), so `production` never dangles.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Adapter } from '../db/repositories/adapters.js';
+import type { AdapterAlias, AdapterVersion, StoredFile } from '../db/repositories/adapter-versions.js';
+import { AdapterVersionsRepository } from '../db/repositories/adapter-versions.js';
+import { inTransaction, type Page, type Repositories } from '../db/repositories/index.js';
+import { UploadsRepository } from '../db/repositories/uploads.js';
+import { isUniqueViolation } from '../db/database.js';
+import { isIdOf } from '../db/ids.js';
+import { parsePeftAdapter } from '../engine/formats/peft.js';
+import { BlobExistsError, type BlobStore } from '../storage/blob-store.js';
+import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.js';
+import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
+import { requireCustomer, scopeOf, type Actor } from './actor.js';
+import type { BaseModelRegistry } from './base-models.js';
+import { validateAdapterName, validateAliasName } from './validation.js';
+
+export interface AdapterLimits {
+  maxAdapterBytes: number;
+}
+
+export interface ImportAdapterVersionInput {
+  adapterId: string;
+  adapterConfig: unknown;
+  weightsBase64?: string | null;
+  uploadId?: string | null;
+}
+
+export interface UploadTicket {
+  uploadId: string;
+  url: string;
+  headers: Record<string, string>;
+  expiresAt: Date;
+}
+
+const MAX_NUMBERING_ATTEMPTS = 8;
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+export const DOWNLOAD_URL_SECONDS = 3600;
+
+export class AdaptersService {
+  constructor(
+    private readonly repos: Repositories,
+    private readonly blobs: BlobStore,
+    private readonly baseModels: BaseModelRegistry,
+    private readonly limits: AdapterLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  // --- adapters ---
+
+  async create(
+    actor: Actor,
+    input: { name: string; baseModelId: string; description?: string | null },
+  ): Promise<Adapter> {
+    const { customerId } = requireCustomer(actor);
+    const name = validateAdapterName(input.name);
+    this.baseModels.require(input.baseModelId);
+    const description = input.description ?? null;
+    if (description !== null && description.length > 2000) {
+      throw new BadInputError('description must be at most 2000 characters');
+    }
+    try {
+      return await inTransaction(this.repos.db, async (tx) => {
+        const customer = await tx.customers.findById(scopeOf(actor), customerId);
+        if (customer === null) throw new NotFoundError('customer', customerId);
+        const count = await tx.adapters.countForCustomer(customerId);
+        if (count >= customer.maxAdapters) {
+          throw new QuotaExceededError(
+            `customer has ${count} adapters, the quota is ${customer.maxAdapters}`,
+          );
+        }
+        return tx.adapters.insert({ customerId, name, baseModelId: input.baseModelId, description });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`an adapter named ${name} already exists`);
+      throw err;
+    }
+  }
+
+  async get(actor: Actor, id: string): Promise<Adapter> {
+    const a = await this.repos.adapters.findById(scopeOf(actor), id);
+    if (a === null) throw new NotFoundError('adapter', id);
+    return a;
+  }
+
+  async getMany(actor: Actor, ids: readonly string[]): Promise<Adapter[]> {
+    return this.repos.adapters.findByIds(scopeOf(actor), ids);
+  }
+
+  /** Names are per customer, so only a customer key can look one up. */
+  async getByName(actor: Actor, name: string): Promise<Adapter> {
+    const { customerId } = requireCustomer(actor);
+    const a = ADAPTER_NAME_OK(name) ? await this.repos.adapters.findByName(customerId, name) : null;
+    if (a === null) throw new NotFoundError('adapter', name);
+    return a;
+  }
+
+  async list(actor: Actor, first: number, after: string | null): Promise<Page<Adapter>> {
+    return this.repos.adapters.list(scopeOf(actor), { first, after });
+  }
+
+  // --- versions ---
+
+  async getVersion(actor: Actor, id: string): Promise<AdapterVersion> {
+    const v = await this.repos.adapterVersions.findById(scopeOf(actor), id);
+    if (v === null) throw new NotFoundError('adapter version', id);
+    return v;
+  }
+
+  async getVersions(actor: Actor, ids: readonly string[]): Promise<AdapterVersion[]> {
+    return this.repos.adapterVersions.findByIds(scopeOf(actor), ids);
+  }
+
+  /** Versions of several adapters at once (DataLoader), ascending by number. */
+  async versionsOf(actor: Actor, adapterIds: readonly string[]): Promise<AdapterVersion[]> {
+    return this.repos.adapterVersions.listByAdapters(scopeOf(actor), adapterIds);
+  }
+
+  async aliasesOf(actor: Actor, adapterIds: readonly string[]): Promise<AdapterAlias[]> {
+    return this.repos.adapterVersions.listAliases(scopeOf(actor), adapterIds);
+  }
+
+  /** A presigned GET of the version's adapter_model.safetensors. */
+  async downloadUrl(actor: Actor, version: AdapterVersion): Promise<{ url: string; expiresAt: Date }> {
+    scopeOf(actor);
+    return this.blobs.presignGet(version.blobPrefix + ADAPTER_FILES.weights, {
+      expiresInSeconds: DOWNLOAD_URL_SECONDS,
+    });
+  }
+
+  /** A presigned PUT for adapter weights too large to send inline; pass the id to `importVersion`. */
+  async createWeightsUpload(actor: Actor, input: { sizeBytes: number }): Promise<UploadTicket> {
+    const { customerId } = requireCustomer(actor);
+    if (
+      !Number.isSafeInteger(input.sizeBytes) ||
+      input.sizeBytes < 1 ||
+      input.sizeBytes > this.limits.maxAdapterBytes
+    ) {
+      throw new BadInputError(
+        `sizeBytes must be an integer 1-${this.limits.maxAdapterBytes} (got ${input.sizeBytes})`,
+      );
+    }
+    const uploadId = UploadsRepository.newId();
+    const blobKey = uploadKey(customerId, uploadId);
+    const presigned = await this.blobs.presignPut(blobKey, {
+      expiresInSeconds: 3600,
+      contentLength: input.sizeBytes,
+      contentType: 'application/octet-stream',
+    });
+    await this.repos.uploads.insert({
+      id: uploadId,
+      customerId,
+      kind: 'ADAPTER_WEIGHTS',
+      blobKey,
+      sizeBytes: input.sizeBytes,
+      datasetId: null,
+      expiresAt: presigned.expiresAt.toISOString(),
+    });
+    return { uploadId, url: presigned.url, headers: presigned.headers, expiresAt: presigned.expiresAt };
+  }
+
+  /**
+   * Import a PEFT adapter as the next version. Everything is validated before anything is written; a
+   * failure after the first write removes what this call wrote (never another call's files).
+   */
+  async importVersion(actor: Actor, input: ImportAdapterVersionInput): Promise<AdapterVersion> {
+    const { customerId } = requireCustomer(actor);
+    const scope = scopeOf(actor);
+    const adapter = await this.repos.adapters.findById(scope, input.adapterId);
+    if (adapter === null) throw new NotFoundError('adapter', input.adapterId);
+    const hasInline = input.weightsBase64 !== null && input.weightsBase64 !== undefined;
+    const hasUpload = input.uploadId !== null && input.uploadId !== undefined;
+    if (hasInline === hasUpload) throw new BadInputError('give exactly one of weightsBase64 and uploadId');
+
+    let weights: Uint8Array;
+    let uploadId: string | null = null;
+    if (hasInline) {
+      weights = decodeBase64(input.weightsBase64!, this.limits.maxAdapterBytes);
+    } else {
+      const upload = await this.repos.uploads.findById(scope, input.uploadId!);
+      if (upload === null || upload.kind !== 'ADAPTER_WEIGHTS')
+        throw new NotFoundError('upload', input.uploadId!);
+      const head = await this.blobs.head(upload.blobKey);
+      if (head === null) throw new BadInputError(`nothing has been uploaded for upload ${upload.id} yet`);
+      if (head.size !== upload.sizeBytes || head.size > this.limits.maxAdapterBytes) {
+        throw new BadInputError(`uploaded ${head.size} bytes, but the upload declared ${upload.sizeBytes}`);
+      }
+      weights = await this.blobs.get(upload.blobKey);
+      uploadId = upload.id;
+    }
+
+    const base = this.baseModels.require(adapter.baseModelId);
+    const parsed = parsePeftAdapter(input.adapterConfig, weights, base.modelConfig);
+    const configBytes = Buffer.from(JSON.stringify(input.adapterConfig, null, 2) + '\n', 'utf8');
+    const files: StoredFile[] = [
+      { name: ADAPTER_FILES.config, sizeBytes: configBytes.byteLength, sha256: sha256Hex(configBytes) },
+      { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: sha256Hex(weights) },
+    ];
+
+    let version = await this.repos.adapterVersions.nextVersionNumber(adapter.id);
+    for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt++, version++) {
+      const prefix = adapterVersionPrefix(customerId, adapter.id, version);
+      let wrote = false;
+      try {
+        // Create-only: if another import already holds this number's files, take the next number.
+        await this.blobs.put(prefix + ADAPTER_FILES.config, configBytes, {
+          ifNoneMatch: true,
+          contentType: 'application/json',
+        });
+        wrote = true;
+        await this.blobs.put(prefix + ADAPTER_FILES.weights, weights, {
+          ifNoneMatch: true,
+          sha256: files[1]!.sha256,
+          contentType: 'application/octet-stream',
+        });
+        const row = await inTransaction(this.repos.db, async (tx) => {
+          const v = await tx.adapterVersions.insert({
+            id: AdapterVersionsRepository.newId(),
+            adapterId: adapter.id,
+            customerId,
+            version,
+            sha256: files[1]!.sha256,
+            sizeBytes: weights.byteLength,
+            rank: parsed.rank,
+            alpha: parsed.alpha,
+            targetModules: [...parsed.targetModules],
+            metrics: null,
+            files,
+            trainingJobId: null,
+            datasetId: null,
+            blobPrefix: prefix,
+          });
+          if (uploadId !== null) await tx.uploads.delete(scope, uploadId);
+          return v;
+        });
+        if (uploadId !== null)
+          await this.blobs.delete(uploadKey(customerId, uploadId)).catch(() => undefined);
+        return row;
+      } catch (err) {
+        if (err instanceof BlobExistsError && !wrote) continue;
+        await this.removePrefix(prefix, wrote);
+        if (err instanceof BlobExistsError || isUniqueViolation(err)) continue;
+        throw err;
+      }
+    }
+    throw new ConflictError(
+      `could not number a new version of adapter ${adapter.id}: too many concurrent imports`,
+    );
+  }
+
+  // --- aliases ---
+
+  async setAlias(
+    actor: Actor,
+    input: { adapterId: string; alias: string; versionId: string },
+  ): Promise<Adapter> {
+    const { customerId } = requireCustomer(actor);
+    const scope = scopeOf(actor);
+    const alias = validateAliasName(input.alias);
+    const adapter = await this.repos.adapters.findById(scope, input.adapterId);
+    if (adapter === null) throw new NotFoundError('adapter', input.adapterId);
+    const version = await this.repos.adapterVersions.findById(scope, input.versionId);
+    if (version === null) throw new NotFoundError('adapter version', input.versionId);
+    if (version.adapterId !== adapter.id) {
+      throw new BadInputError(`version ${version.id} belongs to another adapter than ${adapter.id}`);
+    }
+    await this.repos.adapterVersions.setAlias({
+      adapterId: adapter.id,
+      alias,
+      versionId: version.id,
+      customerId,
+    });
+    return adapter;
+  }
+
+  /** Refuses (CONFLICT) while an alias points at the version; the row goes first, then its files. */
+  async deleteVersion(actor: Actor, id: string): Promise<boolean> {
+    const scope = scopeOf(actor);
+    const version = await inTransaction(this.repos.db, async (tx) => {
+      const v = await tx.adapterVersions.findById(scope, id);
+      if (v === null) throw new NotFoundError('adapter version', id);
+      const aliases = await tx.adapterVersions.aliasesOfVersion(v.id);
+      if (aliases.length > 0) {
+        throw new ConflictError(
+          `version ${v.version} is aliased as ${aliases.join(', ')}; move the alias first`,
+        );
+      }
+      await tx.adapterVersions.delete(scope, v.id);
+      return v;
+    });
+    await this.removePrefix(version.blobPrefix, true);
+    return true;
+  }
+
+  /**
+   * Resolves a generation reference (PRODUCT.md): "name" (its `production` alias, else its latest version),
+   * "name@alias", "name@v3", or an AdapterVersion id. NOT_FOUND when nothing matches in the caller's tenant.
+   */
+  async resolveReference(actor: Actor, ref: string): Promise<AdapterVersion> {
+    const scope = scopeOf(actor);
+    if (isIdOf('adapterVersion', ref)) return this.getVersion(actor, ref);
+    const at = ref.indexOf('@');
+    const name = at === -1 ? ref : ref.slice(0, at);
+    const selector = at === -1 ? null : ref.slice(at + 1);
+    const adapter = await this.getByName(actor, name);
+    const numbered = selector === null ? null : /^v(\d+)$/.exec(selector);
+    if (numbered) {
+      const v = await this.repos.adapterVersions.findByNumber(scope, adapter.id, Number(numbered[1]));
+      if (v === null) throw new NotFoundError('adapter version', ref);
+      return v;
+    }
+    const aliases = await this.repos.adapterVersions.listAliases(scope, [adapter.id]);
+    const alias = aliases.find((a) => a.alias === (selector ?? 'production'));
+    if (alias) return this.getVersion(actor, alias.versionId);
+    if (selector !== null) throw new NotFoundError('adapter alias', ref);
+    const versions = await this.repos.adapterVersions.listByAdapters(scope, [adapter.id]);
+    const latest = versions.at(-1);
+    if (latest === undefined)
+      throw new NotFoundError('adapter version', `${ref} (the adapter has no versions)`);
+    return latest;
+  }
+
+  private async removePrefix(prefix: string, wrote: boolean): Promise<void> {
+    if (!wrote) return;
+    try {
+      await this.blobs.deletePrefix(prefix);
+    } catch (err) {
+      this.logger.warn({ err, prefix }, 'could not remove adapter version files');
+    }
+  }
+}
+
+function ADAPTER_NAME_OK(name: string): boolean {
+  try {
+    validateAdapterName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Strict base64: Buffer.from silently skips bad characters, which would turn garbage into "valid" weights. */
+function decodeBase64(text: string, maxBytes: number): Uint8Array {
+  const compact = text.replace(/\s+/g, '');
+  if (compact.length > Math.ceil(maxBytes / 3) * 4 + 4) {
+    throw new BadInputError(`adapter weights are larger than the limit of ${maxBytes} bytes`);
+  }
+  if (compact.length % 4 !== 0 || !BASE64_RE.test(compact)) {
+    throw new BadInputError('weightsBase64 is not valid base64');
+  }
+  const bytes = Buffer.from(compact, 'base64');
+  if (bytes.byteLength === 0) throw new BadInputError('weightsBase64 is empty');
+  if (bytes.byteLength > maxBytes)
+    throw new BadInputError(`adapter weights are larger than the limit of ${maxBytes} bytes`);
+  return bytes;
+}

@@ -1,0 +1,226 @@
+/**
+ * `loadConfig`: defaults on an empty environment, every variable parsed, and a one-line error naming the
+ * variable for each kind of bad value. Pure: no files or servers.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, unknownVariables, type Config } from '../src/config.js';
+
+const MiB = 1024 * 1024;
+
+describe('loadConfig', () => {
+  it('gives the embedded defaults on an empty environment', () => {
+    const dataDir = resolve('./.deltagate');
+    expect(loadConfig({})).toEqual<Config>({
+      port: 4000,
+      host: '0.0.0.0',
+      dataDir,
+      database: { kind: 'sqlite', file: `${dataDir}/deltagate.sqlite` },
+      storage: { kind: 'fs', dir: `${dataDir}/blobs` },
+      redisUrl: null,
+      adminKey: null,
+      baseModelDirs: [],
+      publicUrl: 'http://localhost:4000',
+      logLevel: 'info',
+      production: false,
+      limits: {
+        maxDatasetBytes: 100 * MiB,
+        maxInlineDatasetBytes: 4 * MiB,
+        maxAdapterBytes: 256 * MiB,
+        rateLimitPerMinute: 600,
+      },
+      workerConcurrency: 1,
+      executionProvider: 'cpu',
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      DELTAGATE_PORT: '8080',
+      DELTAGATE_HOST: '127.0.0.1',
+      DELTAGATE_DATA_DIR: '/var/lib/deltagate',
+      DELTAGATE_DATABASE_URL: 'postgresql://dg:pw@db:5432/deltagate',
+      DELTAGATE_S3_ENDPOINT: 'http://minio:9000/',
+      DELTAGATE_S3_BUCKET: 'deltagate',
+      DELTAGATE_S3_REGION: 'eu-west-1',
+      DELTAGATE_S3_ACCESS_KEY_ID: 'minioadmin',
+      DELTAGATE_S3_SECRET_ACCESS_KEY: 'minioadmin',
+      DELTAGATE_S3_FORCE_PATH_STYLE: 'false',
+      DELTAGATE_REDIS_URL: 'redis://redis:6379/0',
+      DELTAGATE_ADMIN_KEY: 'k'.repeat(32),
+      DELTAGATE_BASE_MODELS: '/models/a, /models/b:/models/c',
+      DELTAGATE_PUBLIC_URL: 'https://api.example.com/',
+      DELTAGATE_LOG_LEVEL: 'debug',
+      DELTAGATE_MAX_DATASET_BYTES: '1000',
+      DELTAGATE_MAX_INLINE_DATASET_BYTES: '10',
+      DELTAGATE_MAX_ADAPTER_BYTES: '2000',
+      DELTAGATE_RATE_LIMIT_PER_MINUTE: '5',
+      DELTAGATE_WORKER_CONCURRENCY: '2',
+      DELTAGATE_EXECUTION_PROVIDER: 'cuda',
+      NODE_ENV: 'production',
+    });
+    expect(c).toEqual<Config>({
+      port: 8080,
+      host: '127.0.0.1',
+      dataDir: '/var/lib/deltagate',
+      database: { kind: 'postgres', url: 'postgresql://dg:pw@db:5432/deltagate' },
+      storage: {
+        kind: 's3',
+        endpoint: 'http://minio:9000',
+        bucket: 'deltagate',
+        region: 'eu-west-1',
+        accessKeyId: 'minioadmin',
+        secretAccessKey: 'minioadmin',
+        forcePathStyle: false,
+      },
+      redisUrl: 'redis://redis:6379/0',
+      adminKey: 'k'.repeat(32),
+      baseModelDirs: ['/models/a', '/models/b', '/models/c'],
+      publicUrl: 'https://api.example.com',
+      logLevel: 'debug',
+      production: true,
+      limits: {
+        maxDatasetBytes: 1000,
+        maxInlineDatasetBytes: 10,
+        maxAdapterBytes: 2000,
+        rateLimitPerMinute: 5,
+      },
+      workerConcurrency: 2,
+      executionProvider: 'cuda',
+    });
+  });
+
+  it('resolves relative paths and derived defaults', () => {
+    const c = loadConfig({
+      DELTAGATE_DATA_DIR: 'rel/data',
+      DELTAGATE_PORT: '5000',
+      DELTAGATE_S3_BUCKET: 'only-bucket',
+      DELTAGATE_DATABASE_URL: 'sqlite://db/x.sqlite',
+    });
+    expect(c.dataDir).toBe(resolve('rel/data'));
+    expect(c.database).toEqual({ kind: 'sqlite', file: resolve('db/x.sqlite') });
+    expect(c.publicUrl).toBe('http://localhost:5000');
+    expect(c.storage).toEqual({
+      kind: 's3',
+      endpoint: null,
+      bucket: 'only-bucket',
+      region: 'us-east-1',
+      accessKeyId: null,
+      secretAccessKey: null,
+      forcePathStyle: false,
+    });
+    expect(
+      loadConfig({ DELTAGATE_S3_ENDPOINT: 'http://m:9000', DELTAGATE_S3_BUCKET: 'b-1' }).storage,
+    ).toMatchObject({
+      forcePathStyle: true,
+    });
+    expect(loadConfig({ DELTAGATE_DATABASE_URL: 'sqlite:///abs/x.db' }).database).toEqual({
+      kind: 'sqlite',
+      file: '/abs/x.db',
+    });
+    expect(loadConfig({ DELTAGATE_DATABASE_URL: 'sqlite://:memory:' }).database).toEqual({
+      kind: 'sqlite',
+      file: ':memory:',
+    });
+    expect(loadConfig({ DELTAGATE_PORT: '  ' }).port).toBe(4000);
+  });
+
+  it.each<[Record<string, string>, string]>([
+    [{ DELTAGATE_PORT: 'abc' }, 'DELTAGATE_PORT must be an integer 1-65535 (got "abc")'],
+    [{ DELTAGATE_PORT: '70000' }, 'DELTAGATE_PORT must be an integer 1-65535 (got "70000")'],
+    [{ DELTAGATE_PORT: '80.5' }, 'DELTAGATE_PORT must be an integer 1-65535 (got "80.5")'],
+    [
+      { DELTAGATE_DATABASE_URL: 'mysql://x' },
+      'DELTAGATE_DATABASE_URL must start with sqlite://, postgres:// or postgresql:// (got "mysql://x")',
+    ],
+    [
+      { DELTAGATE_DATABASE_URL: 'postgres://' },
+      'DELTAGATE_DATABASE_URL must be a valid postgres:// URL (got "postgres://")',
+    ],
+    [
+      { DELTAGATE_S3_ENDPOINT: 'http://minio:9000' },
+      'DELTAGATE_S3_BUCKET must be set when DELTAGATE_S3_ENDPOINT is set (got nothing)',
+    ],
+    [
+      { DELTAGATE_S3_ENDPOINT: 'minio:9000', DELTAGATE_S3_BUCKET: 'b' },
+      'DELTAGATE_S3_ENDPOINT must be an http(s) URL (got "minio:9000")',
+    ],
+    [
+      { DELTAGATE_S3_BUCKET: 'Bad_Bucket' },
+      'DELTAGATE_S3_BUCKET must be a valid S3 bucket name (3-63 of a-z 0-9 . -) (got "Bad_Bucket")',
+    ],
+    [
+      { DELTAGATE_S3_BUCKET: 'bkt', DELTAGATE_S3_ACCESS_KEY_ID: 'a' },
+      'DELTAGATE_S3_SECRET_ACCESS_KEY must be set together with its pair (got nothing)',
+    ],
+    [
+      { DELTAGATE_S3_BUCKET: 'bkt', DELTAGATE_S3_FORCE_PATH_STYLE: 'maybe' },
+      'DELTAGATE_S3_FORCE_PATH_STYLE must be true or false (got "maybe")',
+    ],
+    [
+      { DELTAGATE_REDIS_URL: 'http://redis' },
+      'DELTAGATE_REDIS_URL must be a redis:// or rediss:// URL (got "http://redis")',
+    ],
+    [
+      { DELTAGATE_ADMIN_KEY: 'short' },
+      'DELTAGATE_ADMIN_KEY must be at least 24 characters, no spaces (got "short")',
+    ],
+    [{ DELTAGATE_PUBLIC_URL: 'ftp://x' }, 'DELTAGATE_PUBLIC_URL must be an http(s) URL (got "ftp://x")'],
+    [
+      { DELTAGATE_LOG_LEVEL: 'loud' },
+      'DELTAGATE_LOG_LEVEL must be one of fatal|error|warn|info|debug|trace|silent (got "loud")',
+    ],
+    [
+      { DELTAGATE_MAX_DATASET_BYTES: '-1' },
+      'DELTAGATE_MAX_DATASET_BYTES must be a positive integer number of bytes (got "-1")',
+    ],
+    [
+      { DELTAGATE_MAX_DATASET_BYTES: '10', DELTAGATE_MAX_INLINE_DATASET_BYTES: '20' },
+      'DELTAGATE_MAX_INLINE_DATASET_BYTES must be at most DELTAGATE_MAX_DATASET_BYTES (got 20 > 10)',
+    ],
+    [
+      { DELTAGATE_RATE_LIMIT_PER_MINUTE: '0' },
+      'DELTAGATE_RATE_LIMIT_PER_MINUTE must be an integer 1-1000000 (got "0")',
+    ],
+    [
+      { DELTAGATE_WORKER_CONCURRENCY: 'many' },
+      'DELTAGATE_WORKER_CONCURRENCY must be an integer 1-64 (got "many")',
+    ],
+    [{ DELTAGATE_EXECUTION_PROVIDER: 'tpu' }, 'DELTAGATE_EXECUTION_PROVIDER must be cpu or cuda (got "tpu")'],
+  ])('refuses %j with one line naming the variable', (env, message) => {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toBe(message);
+    expect((err as ConfigError).message).not.toContain('\n');
+    expect(message.startsWith((err as ConfigError).variable)).toBe(true);
+  });
+
+  it('documents every variable it reads, and flags unknown DELTAGATE_* names', () => {
+    const names = CONFIG_VARIABLES.map((v) => v.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const v of CONFIG_VARIABLES) expect(v.description.length).toBeGreaterThan(10);
+    // Every DELTAGATE_* name the loader's source mentions is in the table, and the other way round.
+    const source = readFileSync(new URL('../src/config.ts', import.meta.url), 'utf8');
+    const mentioned = new Set(source.match(/DELTAGATE_[A-Z0-9_]+/g));
+    expect([...mentioned].sort()).toEqual(
+      names
+        .filter((n) => n.startsWith('DELTAGATE_'))
+        .concat(['DELTAGATE_TEST_', 'DELTAGATE_DEBUG'])
+        .sort(),
+    );
+    expect(
+      unknownVariables({
+        DELTAGATE_PROT: '1',
+        DELTAGATE_PORT: '1',
+        DELTAGATE_TEST_S3_ENDPOINT: 'x',
+        HOME: '/',
+      }),
+    ).toEqual(['DELTAGATE_PROT']);
+  });
+});
