@@ -16,11 +16,11 @@ async function main(): Promise<number> {
   if (process.argv.includes('--check')) {
     const current = await readFile(SCHEMA_FILE, 'utf8').catch(() => '');
     if (current === sdl) return 0;
-    console.error('schema/schema.graphql is stale: run `npm run schema` and commit the result');
+    process.stderr.write('schema/schema.graphql is stale: run `npm run schema` and commit the result\n');
     return 1;
   }
   await writeFile(SCHEMA_FILE, sdl);
-  console.log(`wrote ${SCHEMA_FILE}`);
+  process.stdout.write(`wrote ${SCHEMA_FILE}\n`);
   return 0;
 }
 

@@ -338,6 +338,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/** README / docs configuration table, generated from CONFIG_VARIABLES so it cannot drift. */
+export function configTableMarkdown(): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const rows = CONFIG_VARIABLES.map(
+    (v) =>
+      `| \`${v.name}\` | ${v.default === '' ? '(unset)' : `\`${cell(v.default)}\``} | ${cell(v.description)} |`,
+  );
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n') + '\n';
+}
+
 /** `DELTAGATE_*` names in `env` that the loader does not know (typos); the server logs them as a warning. */
 export function unknownVariables(env: NodeJS.ProcessEnv = process.env): string[] {
   return Object.keys(env)

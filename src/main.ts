@@ -13,7 +13,6 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { GraphQLError, specifiedRules, validate } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -23,6 +22,7 @@ import { BUILTIN_MODEL_ID, ensureBuiltinModel } from './engine/builtin-model.js'
 import { loadTokenizer } from './engine/formats/tokenizer.js';
 import { createContext, type GraphQLContext } from './resolvers/context.js';
 import { asDeltagateError, createFormatError, toGraphQLError } from './resolvers/error-mapping.js';
+import { graphql } from './resolvers/graphql-runtime.js';
 import { buildDeltagateSchema } from './resolvers/schema.js';
 import { createRateLimiter, securityRules, type RateLimiter } from './resolvers/security/index.js';
 import { BaseModelRegistry } from './services/base-models.js';
@@ -228,7 +228,8 @@ export async function startServer(config: Config, options: StartServerOptions): 
   const wsCleanup = useServer<Record<string, unknown>, { actor?: Actor; address: string }>(
     {
       schema,
-      validate: (wsSchema, document) => validate(wsSchema, document, [...specifiedRules, ...securityRules()]),
+      validate: (wsSchema, document) =>
+        graphql.validate(wsSchema, document, [...graphql.specifiedRules, ...securityRules()]),
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
@@ -261,7 +262,8 @@ export async function startServer(config: Config, options: StartServerOptions): 
       },
       onError: (_ctx, _id, _payload, errors) => {
         for (const e of errors)
-          if (!(e instanceof GraphQLError && e.extensions?.code)) logger.warn({ err: e }, 'graphql-ws error');
+          if (!(e instanceof graphql.GraphQLError && e.extensions?.code))
+            logger.warn({ err: e }, 'graphql-ws error');
       },
     },
     wsServer,

@@ -5,7 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, unknownVariables, type Config } from '../src/config.js';
+import {
+  CONFIG_VARIABLES,
+  ConfigError,
+  configTableMarkdown,
+  loadConfig,
+  unknownVariables,
+  type Config,
+} from '../src/config.js';
 
 const MiB = 1024 * 1024;
 
@@ -222,5 +229,14 @@ describe('loadConfig', () => {
         HOME: '/',
       }),
     ).toEqual(['DELTAGATE_PROT']);
+  });
+
+  it('renders the configuration table from the same list', () => {
+    const lines = configTableMarkdown().trimEnd().split('\n');
+    expect(lines).toHaveLength(2 + CONFIG_VARIABLES.length);
+    expect(lines[2]).toBe('| `DELTAGATE_PORT` | `4000` | HTTP port of the API (GraphQL on /graphql). |');
+    expect(lines.find((l) => l.startsWith('| `DELTAGATE_REDIS_URL`'))).toMatch(
+      /^\| `DELTAGATE_REDIS_URL` \| \(unset\) \|/,
+    );
   });
 });

@@ -16,6 +16,7 @@ import {
   type EnqueueOptions,
   isUnrecoverableError,
   JobCancelledError,
+  JobLockLostError,
   type JobHandler,
   type JobQueue,
   type JobState,
@@ -81,6 +82,7 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
   readonly prefix: string;
   private readonly redis: Redis;
   private queue: Queue | undefined;
+  private readyWait: Promise<void> | undefined;
   private readonly workers = new Set<BullMqWorker<P>>();
   private readonly log: Logger;
   private closed = false;
@@ -220,9 +222,16 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
     }
   }
 
-  private async ready(): Promise<void> {
-    if (this.redis.status === 'ready') return;
-    await new Promise<void>((resolve) => this.redis.once('ready', () => resolve()));
+  /** One shared wait, so calls piling up while Redis is down do not pile up listeners too. */
+  private ready(): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve();
+    this.readyWait ??= new Promise<void>((resolve) =>
+      this.redis.once('ready', () => {
+        this.readyWait = undefined;
+        resolve();
+      }),
+    );
+    return this.readyWait;
   }
 
   private createQueue(): Queue {
@@ -238,7 +247,8 @@ function isBadInput(err: unknown): boolean {
 
 /** One BullMQ Worker plus its cancel subscription; jobs it runs are tracked so a cancel can abort them. */
 class BullMqWorker<P> implements JobWorker {
-  private readonly active = new Map<string, AbortController>();
+  /** Usually one controller per id; two when a job whose lock this worker lost comes back to it. */
+  private readonly active = new Map<string, Set<AbortController>>();
   private readonly redis: Redis;
   private readonly subscriber: Redis;
   private worker: Worker | undefined;
@@ -284,18 +294,26 @@ class BullMqWorker<P> implements JobWorker {
       ),
     );
     this.worker.on('stalled', (jobId) => this.log.warn({ jobId }, 'stalled job moved back to waiting'));
+    // BullMQ keeps running a handler whose lock it could not renew; stop it, the job is someone else's now.
+    this.worker.on('lockRenewalFailed', (jobIds) => {
+      this.log.warn({ jobIds }, 'lost job locks; aborting their handlers');
+      for (const jobId of jobIds) this.abort(jobId, new JobLockLostError(jobId));
+    });
     await this.worker.waitUntilReady();
   }
 
   private abort(jobId: string, reason: Error): void {
-    const controller = this.active.get(jobId);
-    if (controller !== undefined && !controller.signal.aborted) controller.abort(reason);
+    for (const controller of this.active.get(jobId) ?? []) {
+      if (!controller.signal.aborted) controller.abort(reason);
+    }
   }
 
   private async process(job: Job, token: string | undefined): Promise<void> {
     const jobId = job.id!;
     const controller = new AbortController();
-    this.active.set(jobId, controller);
+    let running = this.active.get(jobId);
+    if (running === undefined) this.active.set(jobId, (running = new Set()));
+    running.add(controller);
     try {
       if ((await this.redis.exists(this.owner.keyOf('cancelled', jobId))) === 1) {
         controller.abort(new JobCancelledError(jobId));
@@ -310,7 +328,8 @@ class BullMqWorker<P> implements JobWorker {
     } catch (err) {
       throw await this.translateFailure(job, token, err, controller.signal);
     } finally {
-      this.active.delete(jobId);
+      running.delete(controller);
+      if (running.size === 0 && this.active.get(jobId) === running) this.active.delete(jobId);
     }
   }
 

@@ -19,8 +19,9 @@ export interface JobContext<P> {
   payload: P;
   /** 1-based count of starts of this job, stall recoveries included: usable as a fencing token. */
   attempt: number;
-  /** Aborted by `cancel(id)` (reason: JobCancelledError) or by a worker shutdown past its timeout
-   * (reason: WorkerShutdownError; the job goes back to waiting and runs again elsewhere). */
+  /** Aborted by `cancel(id)` (reason: JobCancelledError), by a worker shutdown past its timeout
+   * (reason: WorkerShutdownError; the job goes back to waiting and runs again elsewhere), or when the
+   * worker lost the job's lock (reason: JobLockLostError; another worker runs it). */
   signal: AbortSignal;
 }
 
@@ -75,6 +76,15 @@ export class WorkerShutdownError extends Error {
   constructor() {
     super('worker is shutting down');
     this.name = 'WorkerShutdownError';
+  }
+}
+
+/** The abort reason when a worker finds it no longer holds a job's lock (blocked event loop, Redis
+ * failover): another worker runs or will run the job, so this run must stop touching it. BullMQ only. */
+export class JobLockLostError extends Error {
+  constructor(readonly jobId: string) {
+    super(`lost the lock of job ${jobId}; another worker takes it over`);
+    this.name = 'JobLockLostError';
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
+import { settlesWithin } from './job-queue.js';
 
 export interface ProgressBus<E> {
   publish(jobId: string, event: E): Promise<void>;
@@ -125,8 +126,9 @@ export class RedisProgressBus<E> implements ProgressBus<E> {
     this.closed = true;
     this.listeners.clear();
     await Promise.allSettled(this.channelOps.values());
+    // QUIT flushes pending publishes; bounded, because with Redis down it would wait for a reconnect.
     for (const conn of [this.publisher, this.subscriber]) {
-      if (conn !== undefined) await conn.quit().catch(() => conn.disconnect());
+      if (conn !== undefined && !(await settlesWithin(conn.quit(), 1000))) conn.disconnect();
     }
   }
 

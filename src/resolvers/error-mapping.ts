@@ -5,9 +5,10 @@
  * INTERNAL_SERVER_ERROR with no internals. `toGraphQLError` serves the graphql-ws and context paths.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { DeltagateError, type ErrorCode } from '../shared/errors.js';
+import { graphql } from './graphql-runtime.js';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'UNAUTHENTICATED',
@@ -54,7 +55,7 @@ export function asDeltagateError(err: unknown): DeltagateError | null {
 /** A DeltagateError as a GraphQLError (for errors raised outside resolvers: context, WebSocket connect). */
 export function toGraphQLError(err: DeltagateError): GraphQLError {
   const status = HTTP_STATUS[err.code];
-  return new GraphQLError(err.message, {
+  return new graphql.GraphQLError(err.message, {
     extensions: { code: err.code, ...(status ? { http: { status } } : {}), ...(err.details ?? {}) },
     originalError: err,
   });

@@ -10,7 +10,6 @@ export const ADAPTER_NAME_RE = /^[a-z0-9][a-z0-9-_]{0,62}$/;
 export const ALIAS_NAME_RE = /^[a-z0-9][a-z0-9-_]{0,62}$/;
 const VERSION_REF_RE = /^v\d+$/;
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export function validateAdapterName(name: string): string {

@@ -94,6 +94,12 @@ export function assertPresignSeconds(seconds: number): void {
   }
 }
 
+export function assertContentLength(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new BadInputError(`content length must be a non-negative integer (got ${n})`);
+  }
+}
+
 export function assertSha256Hex(sha256: string): void {
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new BadInputError(`sha256 must be 64 lowercase hex digits`);
 }

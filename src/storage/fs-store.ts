@@ -25,6 +25,7 @@ import {
   BlobExistsError,
   ChecksumMismatchError,
   InvalidBlobKeyError,
+  assertContentLength,
   assertPresignSeconds,
   assertSha256Hex,
   type BlobStore,
@@ -69,10 +70,6 @@ export class PresignedUrlError extends Error {
 export const BLOB_HTTP_PREFIX = '/blobs/';
 const OBJECTS = 'objects';
 const TMP = '.tmp';
-
-function hex(buf: Uint8Array): string {
-  return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('hex');
-}
 
 function isErrno(e: unknown, ...codes: string[]): boolean {
   return typeof e === 'object' && e !== null && codes.includes((e as { code?: string }).code ?? '');
@@ -302,9 +299,7 @@ export class FsBlobStore implements BlobStore {
   async presignPut(key: string, opts: PresignPutOptions): Promise<PresignedPut> {
     assertValidKey(key);
     assertPresignSeconds(opts.expiresInSeconds);
-    if (!Number.isSafeInteger(opts.contentLength) || opts.contentLength < 0) {
-      throw new RangeError(`contentLength must be a non-negative integer (got ${opts.contentLength})`);
-    }
+    assertContentLength(opts.contentLength);
     if (opts.sha256 !== undefined) assertSha256Hex(opts.sha256);
     const expiresAt = Math.floor(this.now() / 1000) + opts.expiresInSeconds;
     const grant: BlobGrant = { method: 'PUT', key, expiresAt, contentLength: opts.contentLength };

@@ -10,7 +10,6 @@ export const MAX_KEY_BYTES = 1024;
 const MAX_SEGMENT_BYTES = 255;
 
 // C0/C1 control characters, DEL, and the Unicode line/paragraph separators.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 function segmentProblem(segment: string): string | null {

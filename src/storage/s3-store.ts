@@ -33,6 +33,7 @@ import {
   BlobExistsError,
   ChecksumMismatchError,
   InvalidBlobKeyError,
+  assertContentLength,
   assertPresignSeconds,
   assertSha256Hex,
   type BlobStore,
@@ -341,9 +342,7 @@ export class S3BlobStore implements BlobStore {
   async presignPut(key: string, opts: PresignPutOptions): Promise<PresignedPut> {
     assertValidKey(key);
     assertPresignSeconds(opts.expiresInSeconds);
-    if (!Number.isSafeInteger(opts.contentLength) || opts.contentLength < 0) {
-      throw new RangeError(`contentLength must be a non-negative integer (got ${opts.contentLength})`);
-    }
+    assertContentLength(opts.contentLength);
     if (opts.sha256 !== undefined) assertSha256Hex(opts.sha256);
     // The SDK signs a Content-Type even when none is given; name it so the uploader sends the signed value.
     const contentType = opts.contentType ?? 'application/octet-stream';

@@ -20,11 +20,15 @@ describe('parseYaml', () => {
       '- k: v',
       '  l: w',
       '- plain',
+      'h:',
+      "  ['wrapped', 'flow',",
+      "   'list']",
     ].join('\n');
     expect(parseYaml(doc)).toEqual({
       a: '1',
       b: { c: 'x # not a comment', d: ['p', 'q', 'r'], e: ['one', "it's"], f: {} },
       g: [{ k: 'v', l: 'w' }, 'plain'],
+      h: ['wrapped', 'flow', 'list'],
     });
   });
 

@@ -88,6 +88,16 @@ export function parseYaml(source: string): Yaml {
     if (rest !== '') return scalar(rest, line.no);
     const next = lines[pos];
     if (next === undefined) throw new YamlError(line.no, 'missing value');
+    if (next.indent > indent && next.text.startsWith('[')) {
+      // A flow sequence wrapped onto the following line(s), as prettier writes long ones.
+      let text = '';
+      while (pos < lines.length) {
+        text += ` ${lines[pos]!.text}`;
+        pos++;
+        if (text.trimEnd().endsWith(']')) return scalar(text, next.no);
+      }
+      throw new YamlError(next.no, 'unterminated flow sequence');
+    }
     if (next.indent > indent) return block(next.indent);
     if (next.indent === indent && next.text.startsWith('- ')) return seq(indent);
     throw new YamlError(line.no, 'missing value');

@@ -97,7 +97,8 @@ describe('BullMqJobQueue across processes', () => {
     expect(runs.map(({ attempt, payload }) => ({ attempt, payload }))).toEqual([
       { attempt: 2, payload: { n: 42 } },
     ]);
-    // The lock is renewed every LOCK_MS/2, so at least that much of it was left when the child died.
-    expect(runs[0]!.at - killedAt).toBeGreaterThanOrEqual(LOCK_MS / 2 - 100);
+    // Taken over only once the dead worker's lock lapsed (it is renewed every LOCK_MS/2, so about half of
+    // it was left at the kill; a quarter as the bound leaves room for a late renewal on a loaded machine).
+    expect(runs[0]!.at - killedAt).toBeGreaterThanOrEqual(LOCK_MS / 4);
   });
 });

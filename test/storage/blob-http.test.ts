@@ -21,9 +21,9 @@ const fellThrough: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dg-blob-http-'));
-  let handler: ReturnType<typeof createBlobHttpHandler> | undefined;
+  const ref: { handler?: ReturnType<typeof createBlobHttpHandler> } = {};
   server = createServer((req, res) => {
-    void handler!(req, res).then((handled) => {
+    void ref.handler!(req, res).then((handled) => {
       if (!handled) {
         fellThrough.push(req.url ?? '');
         res.writeHead(418).end();
@@ -33,7 +33,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   store = await FsBlobStore.open({ dir, publicUrl: base });
-  handler = createBlobHttpHandler(store);
+  ref.handler = createBlobHttpHandler(store);
 });
 afterAll(async () => {
   server.closeAllConnections();

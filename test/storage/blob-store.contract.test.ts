@@ -41,9 +41,9 @@ const MiB = 1024 * 1024;
 async function fsHarness(): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'dg-blobs-'));
   let offset = 0;
-  let handler: ((req: never, res: never) => Promise<boolean>) | undefined;
+  const ref: { handler?: ReturnType<typeof createBlobHttpHandler> } = {};
   const server: Server = createServer((req, res) => {
-    void handler!(req as never, res as never).then((handled) => {
+    void ref.handler!(req, res).then((handled) => {
       if (!handled) res.writeHead(404).end();
     });
   });
@@ -54,7 +54,7 @@ async function fsHarness(): Promise<Harness> {
     publicUrl: `http://127.0.0.1:${port}`,
     now: () => Date.now() + offset,
   });
-  handler = createBlobHttpHandler(store) as typeof handler;
+  ref.handler = createBlobHttpHandler(store);
   return {
     store,
     enforces: true,
@@ -214,13 +214,16 @@ describe.each(HARNESSES)('%s', (_name, make) => {
     );
   });
 
-  it('caps presigned URLs at 7 days', async () => {
+  it('caps presigned URLs at 7 days and refuses a negative size', async () => {
     const key = 'customers/c1/uploads/u-long';
     await expect(store.presignGet(key, { expiresInSeconds: MAX_PRESIGN_SECONDS + 1 })).rejects.toThrow(
       /lifetime/,
     );
     await expect(store.presignPut(key, { expiresInSeconds: 0, contentLength: 1 })).rejects.toThrow(
       /lifetime/,
+    );
+    await expect(store.presignPut(key, { expiresInSeconds: 60, contentLength: -1 })).rejects.toThrow(
+      /content length/,
     );
     const ok = await store.presignGet(key, { expiresInSeconds: MAX_PRESIGN_SECONDS });
     expect(ok.expiresAt.getTime() - Date.now()).toBeGreaterThan((MAX_PRESIGN_SECONDS - 60) * 1000);

@@ -9,7 +9,7 @@ import { attrInts, attrNum, normAxis } from '../ir/ops.js';
 import type { DType, OpKind, Value } from '../ir/types.js';
 import { invariant } from '../../shared/invariant.js';
 import { dequantBnb4, dequantNBits } from './dequant.js';
-import type { GradContext, GradRule } from './grad.js';
+import type { GradRule } from './grad.js';
 import { unbroadcast } from './grad.js';
 
 /** For ops whose output is piecewise constant or not real-valued: no gradient flows. */

@@ -13,12 +13,12 @@ export function silu(g: Graph, x: Value): Value {
 
 /**
  * RMSNorm as in HF Llama: x / sqrt(mean(x², -1) + eps) · w, computed in x's dtype (fp32 here).
- * x: (…, C), w: (C).
+ * Written as Pow → ReduceMean → Add → Sqrt → Div → Mul, the exact pattern onnxruntime fuses into one
+ * SimplifiedLayerNormalization kernel. x: (…, C), w: (C).
  */
 export function rmsNorm(g: Graph, x: Value, w: Value, eps: number): Value {
-  const ms = g.reduceMean(g.mul(x, x), [-1], true);
-  const inv = g.reciprocal(g.sqrt(g.add(ms, g.scalar(eps))));
-  return g.mul(g.mul(x, inv), w);
+  const ms = g.reduceMean(g.pow(x, g.scalar(2)), [-1], true);
+  return g.mul(g.div(x, g.sqrt(g.add(ms, g.scalar(eps)))), w);
 }
 
 /** HF rotate_half: [x1, x2] → [-x2, x1] over the last axis of width D (split at D/2). */

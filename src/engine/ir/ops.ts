@@ -55,17 +55,6 @@ export function broadcastShapes(a: Shape, b: Shape): Dim[] {
   return out;
 }
 
-function dimProduct(dims: readonly Dim[]): Dim {
-  let n = 1;
-  const syms: string[] = [];
-  for (const d of dims) {
-    if (typeof d === 'number') n *= d;
-    else syms.push(d);
-  }
-  if (syms.length === 0) return n;
-  return (n === 1 ? syms : [String(n), ...syms]).join('*');
-}
-
 const same: ShapeRule = (xs) => [{ dtype: xs[0]!.dtype, shape: [...xs[0]!.shape] }];
 const binary: ShapeRule = (xs) => [
   { dtype: xs[0]!.dtype, shape: broadcastShapes(xs[0]!.shape, xs[1]!.shape) },
@@ -101,15 +90,41 @@ function matMulShape(a: Shape, b: Shape): Dim[] {
   return out;
 }
 
+function factor(dims: readonly Dim[]): { n: number; syms: string[] } {
+  let n = 1;
+  const syms: string[] = [];
+  for (const d of dims) {
+    if (typeof d === 'number') n *= d;
+    else syms.push(...d.split('*'));
+  }
+  return { n, syms };
+}
+
+/** total / rest over symbolic products, when rest's symbols are a sub-multiset of total's. */
+function divideDims(total: readonly Dim[], rest: readonly Dim[]): Dim | undefined {
+  const t = factor(total);
+  const r = factor(rest);
+  if (r.n === 0 || t.n % r.n !== 0) return undefined;
+  const left = [...t.syms];
+  for (const s of r.syms) {
+    const i = left.indexOf(s);
+    if (i < 0) return undefined;
+    left.splice(i, 1);
+  }
+  const n = t.n / r.n;
+  if (left.length === 0) return n;
+  return (n === 1 ? left : [String(n), ...left]).join('*');
+}
+
 function reshapeShape(x: Value, target: readonly number[], nodeId: number): Dim[] {
   const out: Dim[] = target.map((d, i) => (d === 0 ? x.shape[i]! : d));
   const inf = out.indexOf(-1);
   if (inf >= 0) {
-    const total = dimProduct(x.shape);
-    const rest = dimProduct(out.filter((_, i) => i !== inf));
-    if (typeof total === 'number' && typeof rest === 'number') out[inf] = total / rest;
-    else if (rest === 1) out[inf] = total;
-    else out[inf] = `reshape#${nodeId}.${inf}`;
+    out[inf] =
+      divideDims(
+        x.shape,
+        out.filter((_, i) => i !== inf),
+      ) ?? `reshape#${nodeId}.${inf}`;
   }
   return out;
 }

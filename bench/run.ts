@@ -1,0 +1,168 @@
+/**
+ * The engine benchmark suite: runs bench/decode.ts, bench/prefill.ts and bench/sideload.ts, one configuration
+ * per child process (isolated peak RSS, no JIT/allocator carry-over), and prints the table of
+ * docs/PERFORMANCE.md; `--write` replaces the engine section there. `npm run bench` (≈ 5 min on 2 cores).
+ * `--quick` runs only the 100M fp32/int4 batch-1 decode. Ceilings are measured inside each child.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { RESULT_PREFIX, benchArgs } from './lib/args.js';
+
+type Result = Record<string, number | string>;
+
+function child(script: string, args: Record<string, string | number>): Result {
+  const argv = [
+    '--import',
+    'tsx',
+    `bench/${script}.ts`,
+    ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)]),
+  ];
+  const p = spawnSync(process.execPath, argv, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = p.stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
+  if (p.status !== 0 || !line)
+    throw new Error(`${script} ${JSON.stringify(args)} failed (${p.status}):\n${p.stderr}`);
+  const r = JSON.parse(line.slice(RESULT_PREFIX.length)) as Result;
+  console.error(`  ${script} ${JSON.stringify(args)} → ${JSON.stringify(r)}`);
+  return r;
+}
+
+const f = (x: number | string, d = 1) => (typeof x === 'number' ? x.toFixed(d) : x);
+const pct = (x: number | string) => `${(Number(x) * 100).toFixed(0)}%`;
+const label = (q: string | number) =>
+  q === 'none' ? 'fp32' : q === 'nf4' ? 'NF4 (MatMulBnb4)' : 'int4 (MatMulNBits)';
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+const args = benchArgs();
+const quick = args.has('quick');
+const threads = args.get('threads');
+const t: Record<string, string> = threads ? { threads } : {};
+
+const decode: Result[] = [];
+const prefill: Result[] = [];
+let side: Result | undefined;
+console.error('decode');
+for (const quantize of quick ? ['none', 'int4'] : ['none', 'nf4', 'int4']) {
+  for (const batch of quick ? [1] : [1, 8])
+    decode.push(child('decode', { preset: '100m', quantize, batch, ...t }));
+}
+if (!quick) {
+  for (const quantize of ['none', 'int4'])
+    decode.push(child('decode', { preset: '1g', quantize, batch: 1, steps: 10, ...t }));
+  console.error('prefill');
+  for (const quantize of ['none', 'nf4', 'int4']) {
+    for (const batch of [1, 8])
+      prefill.push(child('prefill', { preset: '100m', quantize, batch, tokens: 128, ...t }));
+  }
+  console.error('sideload');
+  side = child('sideload', { preset: '100m', batch: 8, rank: 16, ...t });
+}
+
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+const fp32ByPreset = new Map(
+  decode.filter((r) => r.quantize === 'none' && r.batch === 1).map((r) => [r.preset, r]),
+);
+const lines = [
+  `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length}× ${cpu}, ` +
+    `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, onnxruntime-node ${ort.env.versions.common}, ` +
+    `${threads ?? 'default (all cores)'} intra-op threads, machine load ${os.loadavg()[0]!.toFixed(1)} at the end.`,
+  '',
+  '### Decode (tokens/s; roofline = batch × GEMV bandwidth ÷ weight bytes per step, measured in the same process)',
+  '',
+  table(
+    [
+      'model',
+      'base',
+      'batch',
+      'bits/param (linears)',
+      'MB/step',
+      'tokens/s',
+      'GEMV GB/s',
+      'roofline tok/s',
+      'ratio',
+      'vs fp32 b1',
+      'peak RSS MiB',
+    ],
+    decode.map((r) => [
+      r.preset === '100m' ? '100M' : '350M (1.4 GB fp32)',
+      label(r.quantize!),
+      r.batch!,
+      f(r.bitsPerLinearParam!, 2),
+      f(Number(r.bytesPerStep) / 1e6, 0),
+      f(r.tokensPerSecond!),
+      f(Number(r.gemvBytesPerSecond) / 1e9, 1),
+      f(r.rooflineTokensPerSecond!),
+      pct(r.rooflineRatio!),
+      r.batch === 1
+        ? `${f(Number(r.tokensPerSecond) / Number(fp32ByPreset.get(r.preset!)?.tokensPerSecond), 2)}×`
+        : '',
+      f(r.peakRssMiB!, 0),
+    ]),
+  ),
+];
+if (prefill.length > 0) {
+  lines.push(
+    '',
+    '### Prefill (128 tokens per row; FLOP/s ÷ the fp32 MatMul peak (1024³) measured in the same process)',
+    '',
+    table(
+      ['model', 'base', 'batch', 'ms', 'tokens/s', 'GFLOP/s', 'MatMul peak GFLOP/s', 'ratio', 'peak RSS MiB'],
+      prefill.map((r) => [
+        '100M',
+        label(r.quantize!),
+        r.batch!,
+        f(r.ms!, 0),
+        f(r.tokensPerSecond!, 0),
+        f(Number(r.flopsPerSecond) / 1e9, 1),
+        f(Number(r.matMulPeakFlops) / 1e9, 1),
+        pct(r.peakRatio!),
+        f(r.peakRssMiB!, 0),
+      ]),
+    ),
+  );
+}
+if (side) {
+  lines.push(
+    '',
+    `### Side-loaded LoRA (100M fp32 base, batch ${side.batch}, rank ${side.rank}, all seven modules)`,
+    '',
+    table(
+      ['batch', 'tokens/s', 'vs one adapter'],
+      [
+        [`${side.batch} rows, one shared adapter`, f(side.singleTokensPerSecond!), '100%'],
+        [
+          `${side.batch} rows, ${side.batch} distinct adapters`,
+          f(side.distinctTokensPerSecond!),
+          pct(Number(side.distinctTokensPerSecond) / Number(side.singleTokensPerSecond)),
+        ],
+        [
+          `${side.batch} rows, base graph (no side-load inputs)`,
+          f(side.baseTokensPerSecond!),
+          pct(Number(side.baseTokensPerSecond) / Number(side.singleTokensPerSecond)),
+        ],
+      ],
+    ),
+  );
+}
+const section = lines.join('\n');
+console.log(section);
+
+if (args.has('write')) {
+  const path = 'docs/PERFORMANCE.md';
+  const begin = '<!-- engine-results:begin -->';
+  const end = '<!-- engine-results:end -->';
+  const doc = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`${path} lacks the ${begin} … ${end} markers`);
+  writeFileSync(path, `${doc.slice(0, a + begin.length)}\n${section}\n${doc.slice(b)}`);
+  console.error(`wrote ${path}`);
+}
