@@ -27,9 +27,9 @@ const tg = buildTrainGraph(ckpt.config, w, { rank: 8, scale: 2, modules: LINEAR_
 rss('graph');
 const bytes = emitOnnx(tg.graph);
 rss(`emitted ${(bytes.length / 2 ** 20).toFixed(0)} MiB`);
-const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all', enableProfiling: process.env.PROF === '1', profileFilePrefix: '/tmp/tr/prof' });
+const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: process.env.PROF === '1', profileFilePrefix: '/tmp/tr/prof' });
 rss('session');
-const B = 2, T = 256;
+const B = Number(process.env.B ?? 2), T = 256;
 const feeds: Record<string, ort.Tensor> = {};
 const i64 = (f: (i: number) => number) => new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, (_, i) => BigInt(f(i))), [B, T]);
 feeds.input_ids = i64((i) => 3 + (i % 200)); feeds.targets = i64((i) => 3 + ((i + 1) % 200)); feeds.position_ids = i64((i) => i % T); feeds.attention_mask = i64(() => 1);

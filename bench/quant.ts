@@ -59,8 +59,10 @@ async function main(): Promise<void> {
       format: r.format,
       'bits/param': r.bitsPerParameter,
       'M=1 ms': r.msM1,
+      'M=1 best ms': r.bestMsM1,
       'M=1 weight GB/s': r.bytesPerSecondM1 / 1e9,
       'M=256 ms': r.msM256,
+      'M=256 best ms': r.bestMsM256,
       'M=256 GFLOP/s': r.flopsM256 / 1e9,
     })),
   );

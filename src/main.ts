@@ -173,6 +173,9 @@ export async function startServer(config: Config, options: StartServerOptions): 
         text = await readBody(req, maxBody);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
+          // The rest of the body is never read: close the connection instead of keeping it alive.
+          res.setHeader('connection', 'close');
+          res.once('finish', () => req.destroy());
           return sendJson(res, 413, {
             errors: [
               { message: `request body over ${maxBody} bytes`, extensions: { code: 'BAD_USER_INPUT' } },
@@ -297,6 +300,9 @@ export async function startServer(config: Config, options: StartServerOptions): 
   });
   await apollo.start();
 
+  // Per-request ceilings: a slow or stalled client cannot hold a connection forever.
+  httpServer.requestTimeout = 120_000;
+  httpServer.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port === 0 ? 0 : config.port, config.host, () => {

@@ -101,6 +101,13 @@ export function isUniqueViolation(err: unknown): boolean {
   );
 }
 
+/** True for a FOREIGN KEY violation from either driver (a referenced row vanished in a race). */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const e = err as { code?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  return e.code === '23503' || e.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
 /** `pg` returns bigint columns as strings; SQLite returns numbers. */
 export function toNumber(value: number | string | null | undefined): number | null {
   if (value === null || value === undefined) return null;

@@ -98,7 +98,10 @@ export class Generator {
     const stop = [...(req.stop ?? [])];
     if (stop.length > 0 && !tk) throw new BadInputError('stop sequences need a model with a tokenizer');
     if (req.adapter) this.model.validateAdapter(req.adapter);
-    const eos = new Set(req.stopAtEos === false ? [] : (tk?.eosTokenIds ?? this.model.config.eosTokenIds));
+    // config.json and tokenizer_config.json may each name EOS tokens (Llama 3 instruct: <|eot_id|> only in one).
+    const eos = new Set(
+      req.stopAtEos === false ? [] : [...this.model.config.eosTokenIds, ...(tk?.eosTokenIds ?? [])],
+    );
     return {
       req,
       promptIds,

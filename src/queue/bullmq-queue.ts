@@ -119,6 +119,7 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
     assertValidAttempts(attempts);
     return this.producerCall('enqueue', async (queue) => {
       const claimKey = this.keyOf('claim', jobId);
+      const giveUpAt = Date.now() + this.connectTimeoutMs; // producerCall has answered by then: stop too
       for (;;) {
         const claim = await this.redis.eval(
           CLAIM_SCRIPT,
@@ -129,6 +130,7 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
         );
         if (claim === 0) return { created: false };
         if (claim === 1) break;
+        if (Date.now() > giveUpAt) throw new QueueUnavailableError(`enqueue ${jobId}: claim held too long`);
         // Another enqueue of this id is between its claim and its add: wait for it, so the payload stored is
         // always the one of the call that answers `created: true`.
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -187,7 +189,7 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.workers].map((w) => w.close()));
-    await this.queue?.close().catch((err: unknown) => this.log.warn({ err }, 'queue close failed'));
+    if (this.queue !== undefined) await settlesWithin(this.queue.close(), 2000);
     this.redis.disconnect();
   }
 
@@ -323,6 +325,7 @@ class BullMqWorker<P> implements JobWorker {
         id: jobId,
         payload: job.data as P,
         attempt: Math.max(1, job.attemptsStarted),
+        finalAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1),
         signal: controller.signal,
       });
     } catch (err) {

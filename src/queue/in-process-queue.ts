@@ -204,6 +204,7 @@ export class InProcessJobQueue<P> implements JobQueue<P> {
         id: entry.id,
         payload,
         attempt: entry.attemptsStarted,
+        finalAttempt: entry.failures + 1 >= entry.maxAttempts,
         signal: controller.signal,
       });
       ok = true;

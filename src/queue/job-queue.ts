@@ -17,8 +17,12 @@ export interface EnqueueOptions {
 export interface JobContext<P> {
   id: string;
   payload: P;
-  /** 1-based count of starts of this job, stall recoveries included: usable as a fencing token. */
+  /** 1-based count of starts of this job, stall recoveries and shutdown hand-backs included: only grows,
+   * so it can fence side effects. Not the retry count — see `finalAttempt`. */
   attempt: number;
+  /** True when a transient failure of this run will not be retried (its failures used up the `attempts`
+   * of enqueue): the handler's last chance to record the failure in SQL itself. */
+  finalAttempt: boolean;
   /** Aborted by `cancel(id)` (reason: JobCancelledError), by a worker shutdown past its timeout
    * (reason: WorkerShutdownError; the job goes back to waiting and runs again elsewhere), or when the
    * worker lost the job's lock (reason: JobLockLostError; another worker runs it). */

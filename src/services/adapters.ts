@@ -9,9 +9,9 @@ import type { Logger } from 'pino';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterAlias, AdapterVersion, StoredFile } from '../db/repositories/adapter-versions.js';
 import { AdapterVersionsRepository } from '../db/repositories/adapter-versions.js';
-import { inTransaction, type Page, type Repositories } from '../db/repositories/index.js';
+import { inTransaction, type Page, type Repositories, type Scope } from '../db/repositories/index.js';
 import { UploadsRepository } from '../db/repositories/uploads.js';
-import { isUniqueViolation } from '../db/database.js';
+import { isForeignKeyViolation, isUniqueViolation } from '../db/database.js';
 import { isIdOf } from '../db/ids.js';
 import { parsePeftAdapter } from '../engine/formats/peft.js';
 import { BlobExistsError, type BlobStore } from '../storage/blob-store.js';
@@ -67,8 +67,13 @@ export class AdaptersService {
     }
     try {
       return await inTransaction(this.repos.db, async (tx) => {
+        await tx.customers.lockForUpdate(customerId);
         const customer = await tx.customers.findById(scopeOf(actor), customerId);
         if (customer === null) throw new NotFoundError('customer', customerId);
+        // A taken name is CONFLICT even at the quota; the UNIQUE constraint backs this check up.
+        if ((await tx.adapters.findByName(customerId, name)) !== null) {
+          throw new ConflictError(`an adapter named ${name} already exists`);
+        }
         const count = await tx.adapters.countForCustomer(customerId);
         if (count >= customer.maxAdapters) {
           throw new QuotaExceededError(
@@ -270,19 +275,36 @@ export class AdaptersService {
     if (version.adapterId !== adapter.id) {
       throw new BadInputError(`version ${version.id} belongs to another adapter than ${adapter.id}`);
     }
-    await this.repos.adapterVersions.setAlias({
-      adapterId: adapter.id,
-      alias,
-      versionId: version.id,
-      customerId,
-    });
+    try {
+      await this.repos.adapterVersions.setAlias({
+        adapterId: adapter.id,
+        alias,
+        versionId: version.id,
+        customerId,
+      });
+    } catch (err) {
+      // The version was deleted between the check and the write.
+      if (isForeignKeyViolation(err)) throw new NotFoundError('adapter version', input.versionId);
+      throw err;
+    }
     return adapter;
   }
 
   /** Refuses (CONFLICT) while an alias points at the version; the row goes first, then its files. */
   async deleteVersion(actor: Actor, id: string): Promise<boolean> {
     const scope = scopeOf(actor);
-    const version = await inTransaction(this.repos.db, async (tx) => {
+    const version = await this.deleteVersionRow(scope, id).catch((err: unknown) => {
+      // An alias was pointed at it between the check and the delete: the same answer as the check's.
+      if (isForeignKeyViolation(err))
+        throw new ConflictError(`version ${id} was just aliased; move the alias first`);
+      throw err;
+    });
+    await this.removePrefix(version.blobPrefix, true);
+    return true;
+  }
+
+  private async deleteVersionRow(scope: Scope, id: string): Promise<AdapterVersion> {
+    return inTransaction(this.repos.db, async (tx) => {
       const v = await tx.adapterVersions.findById(scope, id);
       if (v === null) throw new NotFoundError('adapter version', id);
       const aliases = await tx.adapterVersions.aliasesOfVersion(v.id);
@@ -294,8 +316,6 @@ export class AdaptersService {
       await tx.adapterVersions.delete(scope, v.id);
       return v;
     });
-    await this.removePrefix(version.blobPrefix, true);
-    return true;
   }
 
   /**

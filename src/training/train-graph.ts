@@ -8,10 +8,10 @@
  * f32 · lora.{l}.{m}.A (R, in), .B (out, R) · dropout.{l}.{m} (B, T, in) bool when dropout > 0.
  * Fetches: loss (scalar: Σ weights·CE) · grad.{l}.{m}.A / .B.
  */
-import { grad } from '../engine/autodiff/grad.js';
+import { grad, pruneUnused } from '../engine/autodiff/grad.js';
 import { linearShape, type LinearModule, type ModelConfig } from '../engine/formats/hf-config.js';
 import type { Graph } from '../engine/ir/graph.js';
-import type { Value } from '../engine/ir/types.js';
+import type { Node, Value } from '../engine/ir/types.js';
 import { buildLlamaGraph } from '../engine/nn/llama.js';
 import type { LlamaWeights } from '../engine/nn/weights.js';
 
@@ -22,6 +22,8 @@ export interface TrainGraphOptions {
   modules: readonly LinearModule[];
   /** PEFT lora_dropout on the adapter input; 0 disables the masks entirely. */
   dropout: number;
+  /** Recompute each half-layer's activations in the backward pass instead of keeping them (default true). */
+  gradientCheckpointing?: boolean;
 }
 
 export interface LoraParam {
@@ -42,6 +44,8 @@ export interface TrainGraph {
   params: LoraParam[];
   /** Dropout mask feeds, with the adapter input width each needs. */
   dropoutInputs: { name: string; width: number }[];
+  /** Number of activation checkpoints (0: everything is kept). */
+  checkpoints: number;
 }
 
 export const LOSS_OUTPUT = 'loss';
@@ -108,11 +112,34 @@ export function buildTrainGraph(
     });
     wrt.push(a, b);
   }
-  const grads = grad(g, loss, wrt);
+  const checkpoints =
+    o.gradientCheckpointing === false ? [] : residualStream(g, lg.inputIds, config.numLayers);
+  const grads = grad(g, loss, wrt, { checkpoints });
   g.output(loss, LOSS_OUTPUT);
   params.forEach((p, i) => {
     g.output(grads[2 * i]!, p.aGrad);
     g.output(grads[2 * i + 1]!, p.bGrad);
   });
-  return { graph: g, params, dropoutInputs };
+  pruneUnused(g);
+  return { graph: g, params, dropoutInputs, checkpoints: checkpoints.length };
+}
+
+/**
+ * The residual stream at every half-layer boundary — the embedding output, then h + attention(h) and
+ * h + mlp(h) per layer — found by structure: each is the one `add` that consumes the previous one. These are
+ * the gradient checkpoints (what HF's gradient_checkpointing keeps, at twice the granularity). Returns []
+ * when the graph does not have that shape, which only costs memory, never correctness.
+ */
+function residualStream(g: Graph, inputIds: Value, layers: number): Value[] {
+  const consumers = new Map<Value, Node[]>();
+  for (const n of g.nodes) for (const v of n.inputs) consumers.set(v, [...(consumers.get(v) ?? []), n]);
+  const embed = (consumers.get(inputIds) ?? []).find((n) => n.kind === 'gather');
+  if (!embed) return [];
+  const stream = [embed.outputs[0]!];
+  for (let k = 0; k < 2 * layers; k++) {
+    const adds = (consumers.get(stream.at(-1)!) ?? []).filter((n) => n.kind === 'add');
+    if (adds.length !== 1) return [];
+    stream.push(adds[0]!.outputs[0]!);
+  }
+  return stream;
 }

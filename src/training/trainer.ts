@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../engine/formats/checkpoint.js';
-import { weightName, type LinearModule } from '../engine/formats/hf-config.js';
+import type { ModelConfig } from '../engine/formats/hf-config.js';
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import { writePeftDir } from '../engine/formats/peft.js';
 import { loadTokenizer } from '../engine/formats/tokenizer.js';
@@ -122,7 +122,7 @@ function bitsPerBaseParameter(weights: LlamaWeights): number {
 }
 
 /** PEFT init: A ~ kaiming_uniform(a=√5) = U(±1/√in), B = 0, so training starts at the base model. */
-function initLora(tg: TrainGraph, rank: number, seed: number): Map<string, Float32Array> {
+function initLora(tg: OpenBase['tg'], rank: number, seed: number): Map<string, Float32Array> {
   const rng = new Rng(deriveSeed(seed, INIT_STREAM));
   const params = new Map<string, Float32Array>();
   for (const p of tg.params) {
@@ -162,7 +162,7 @@ function batchFeeds(b: Batch, weightScale: number): Record<string, HostTensor> {
   };
 }
 
-function dropoutFeeds(tg: TrainGraph, b: Batch, p: number, rng: Rng | null): Record<string, HostTensor> {
+function dropoutFeeds(tg: OpenBase['tg'], b: Batch, p: number, rng: Rng | null): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
   for (const { name, width } of tg.dropoutInputs) {
     const n = b.batchSize * b.seqLen * width;
@@ -194,6 +194,48 @@ function fingerprint(o: ResolvedOptions, examples: readonly EncodedExample[], mo
   });
 }
 
+/** What the loop keeps of the base model: the session and the names/shapes of its LoRA feeds. */
+interface OpenBase {
+  session: EngineSession;
+  tg: Pick<TrainGraph, 'params' | 'dropoutInputs'>;
+  bits: number;
+  config: ModelConfig;
+  baseModelName: string | null;
+}
+
+/**
+ * Loads, quantizes, builds and creates the session. The checkpoint's tensors are views into one file buffer,
+ * so the few fp32 tensors the graph keeps (embeddings, norms) are copied first; once ORT holds its own copy of
+ * the initializers, neither the buffer, the fp32 linears, the IR graph nor its emitted bytes stay reachable.
+ */
+async function openBase(o: ResolvedOptions): Promise<OpenBase> {
+  const ckpt = await loadCheckpoint(o.modelDir);
+  const weights = prepareWeights(ckpt, { quantize: o.quantize });
+  weights.embed = weights.embed.slice();
+  weights.finalNorm = weights.finalNorm.slice();
+  if (weights.lmHead) weights.lmHead = weights.lmHead.slice();
+  for (const layer of weights.layers) {
+    layer.inputNorm = layer.inputNorm.slice();
+    layer.postNorm = layer.postNorm.slice();
+  }
+  ckpt.tensors.clear();
+  const tg = buildTrainGraph(ckpt.config, weights, {
+    rank: o.rank,
+    scale: o.alpha / o.rank,
+    modules: o.targetModules,
+    dropout: o.dropout,
+  });
+  const session = await EngineSession.create(tg.graph, o.threads === undefined ? {} : { threads: o.threads });
+  const name = ckpt.rawConfig._name_or_path;
+  return {
+    session,
+    tg: { params: tg.params, dropoutInputs: tg.dropoutInputs },
+    bits: bitsPerBaseParameter(weights),
+    config: ckpt.config,
+    baseModelName: typeof name === 'string' ? name : null,
+  };
+}
+
 export async function runTraining(
   options: TrainingOptions,
   hooks: TrainingHooks = {},
@@ -215,25 +257,8 @@ export async function runTraining(
       if (id >= tokenizer.vocabSize) throw new TrainingDataError(`token id ${id} outside the vocabulary`);
   }
 
-  // 2. Weights: quantize, then drop the fp32 linear copies so only the packed base stays resident.
-  const ckpt = await loadCheckpoint(o.modelDir);
-  const config = ckpt.config;
-  const weights = prepareWeights(ckpt, { quantize: o.quantize });
-  if (o.quantize !== 'none') {
-    for (let l = 0; l < config.numLayers; l++) {
-      for (const m of Object.keys(weights.layers[l]!.linear) as LinearModule[])
-        ckpt.tensors.delete(weightName(l, m));
-    }
-  }
-  const bits = bitsPerBaseParameter(weights);
-  const tg = buildTrainGraph(config, weights, {
-    rank: o.rank,
-    scale: o.alpha / o.rank,
-    modules: o.targetModules,
-    dropout: o.dropout,
-  });
-  const session = await EngineSession.create(tg.graph, o.threads === undefined ? {} : { threads: o.threads });
-
+  // 2. Weights → training graph → session. Nothing of the checkpoint outlives this call (see openBase).
+  const { session, tg, bits, config, baseModelName } = await openBase(o);
   try {
     // 3. State: fresh, or restored from the latest checkpoint.
     const params = initLora(tg, o.rank, o.seed);
@@ -399,7 +424,7 @@ export async function runTraining(
       scale: o.alpha / o.rank,
       dropout: o.dropout,
       targetModules: [...o.targetModules],
-      baseModelName: typeof ckpt.rawConfig._name_or_path === 'string' ? ckpt.rawConfig._name_or_path : null,
+      baseModelName,
       weights: new Map(tg.params.map((p) => [p.key, { a: params.get(p.aInput)!, b: params.get(p.bInput)! }])),
     };
     const metrics: TrainingMetrics = {

@@ -85,15 +85,19 @@ export function jobQueueContract(makeQueue: MakeQueue): void {
 
   it('fails once the configured attempts are used up', async () => {
     const q = open({ backoffMs: 20 });
-    let calls = 0;
-    await q.startWorker(async () => {
-      calls += 1;
+    const seen: { attempt: number; finalAttempt: boolean }[] = [];
+    await q.startWorker(async ({ attempt, finalAttempt }) => {
+      seen.push({ attempt, finalAttempt });
       throw new Error('always');
     });
-    await q.enqueue('job_exhaust', {}, { attempts: 2 });
+    await q.enqueue('job_exhaust', {}, { attempts: 3 });
     await waitState(q, 'job_exhaust', 'failed');
     await sleep(200);
-    expect(calls).toBe(2);
+    expect(seen).toEqual([
+      { attempt: 1, finalAttempt: false },
+      { attempt: 2, finalAttempt: false },
+      { attempt: 3, finalAttempt: true },
+    ]);
   });
 
   it('does not retry bad input (UnrecoverableJobError, BadInputError, or an error only named so)', async () => {

@@ -127,7 +127,11 @@ describe.each(DB_KINDS)('services on %s', (kind) => {
     expect(await codeOf(s.adapters.create(alice, { name: 'race', baseModelId: BUILTIN_MODEL_ID }))).toBe(
       'CONFLICT',
     );
-    await s.adapters.create(alice, { name: 'second', baseModelId: BUILTIN_MODEL_ID });
+    // Two concurrent creates of one name: exactly one wins, the other is CONFLICT (the unique constraint).
+    const outcomes = await Promise.all(
+      [0, 1].map(() => codeOf(s.adapters.create(alice, { name: 'second', baseModelId: BUILTIN_MODEL_ID }))),
+    );
+    expect(outcomes.sort()).toEqual(['CONFLICT', 'no error']);
     expect(await codeOf(s.adapters.create(alice, { name: 'third', baseModelId: BUILTIN_MODEL_ID }))).toBe(
       'QUOTA_EXCEEDED',
     );

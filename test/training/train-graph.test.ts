@@ -64,7 +64,7 @@ function feedsFor(
   return feeds;
 }
 
-async function setup(quantize: Quantization) {
+async function setup(quantize: Quantization, gradientCheckpointing = true) {
   const weights = prepareWeights(ckpt, { quantize });
   const rank = 2;
   const tg = buildTrainGraph(ckpt.config, weights, {
@@ -72,6 +72,7 @@ async function setup(quantize: Quantization) {
     scale: 1.5,
     modules: ['q_proj', 'v_proj', 'down_proj'],
     dropout: 0,
+    gradientCheckpointing,
   });
   const session = await EngineSession.create(tg.graph, { threads: 1 });
   const rng = new Rng(5);
@@ -146,6 +147,25 @@ describe('training graph', () => {
     expectClose(loss, expected, { atol: 1e-3, rtol: 1e-4, label: 'train loss vs merged prefill' });
     await ref.release();
     await session.release();
+  });
+
+  it('gradient checkpointing recomputes activations without changing the gradients', async () => {
+    const kept = await setup('nf4', false);
+    const remat = await setup('nf4', true);
+    expect([kept.tg.checkpoints, remat.tg.checkpoints]).toEqual([0, 2 * ckpt.config.numLayers + 1]);
+    // More nodes (the recomputed forward), same numbers.
+    expect(remat.tg.graph.nodes.length).toBeGreaterThan(kept.tg.graph.nodes.length);
+    const names = kept.tg.params.flatMap((p) => [p.aGrad, p.bGrad]);
+    const a = await kept.session.run(feedsFor(kept.rank, kept.params, kept.shapes), names);
+    const b = await remat.session.run(feedsFor(remat.rank, remat.params, remat.shapes), names);
+    for (const n of names)
+      expectClose(b[n]!.data as Float32Array, a[n]!.data as Float32Array, {
+        atol: 1e-6,
+        rtol: 1e-4,
+        label: n,
+      });
+    await kept.session.release();
+    await remat.session.release();
   });
 
   for (const quantize of ['none', 'nf4'] as const) {

@@ -2,7 +2,9 @@
  * Customers (tenants) and their quotas. Customers are created and listed by admins only (the rule lives in
  * src/services/customers.ts); a customer reading itself goes through `findById` with its own scope.
  */
+import type { Kysely } from 'kysely';
 import type { Db } from '../database.js';
+import { isPostgres } from '../migrations.js';
 import { nowIso, toNumber } from '../database.js';
 import { newId } from '../ids.js';
 import { toPage, type Page, type PageArgs, type Scope } from './scope.js';
@@ -64,6 +66,15 @@ export class CustomersRepository {
     if (scope.kind === 'tenant' && scope.customerId !== id) return null;
     const r = await this.db.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirst();
     return r ? toCustomer(r) : null;
+  }
+
+  /**
+   * Serializes quota checks of one customer inside a transaction: PostgreSQL row lock; SQLite needs none
+   * (Kysely runs its transactions one at a time on the single connection).
+   */
+  async lockForUpdate(id: string, db: Db = this.db): Promise<void> {
+    if (!isPostgres(db as Kysely<unknown>)) return;
+    await db.selectFrom('customers').select('id').where('id', '=', id).forUpdate().execute();
   }
 
   async findByIds(scope: Scope, ids: readonly string[]): Promise<Customer[]> {

@@ -63,8 +63,12 @@ function dependents(g: Graph, wrt: readonly Value[]): Set<Value> {
 
 /** Values the loss depends on (backward reachability). */
 function ancestors(loss: Value): Set<Value> {
+  return ancestorsOf([loss]);
+}
+
+function ancestorsOf(roots: Iterable<Value>): Set<Value> {
   const seen = new Set<Value>();
-  const stack = [loss];
+  const stack = [...roots];
   while (stack.length > 0) {
     const v = stack.pop()!;
     if (seen.has(v)) continue;
@@ -77,6 +81,86 @@ function ancestors(loss: Value): Set<Value> {
 export interface GradOptions {
   /** The gradient of `loss` (default: ones of loss's shape — a scalar 1 for a scalar loss). */
   seed?: Value;
+  /**
+   * Activation checkpoints (gradient checkpointing, https://arxiv.org/abs/1604.06174): forward values computed
+   * from these are not kept for the backward pass but recomputed from the nearest checkpoint when the backward
+   * reaches them. Costs about one extra forward; live activations fall to the checkpoints plus one segment.
+   */
+  checkpoints?: readonly Value[];
+}
+
+/**
+ * Rematerialization: clones of forward nodes, rooted at checkpoints offset by a zero computed from a backward
+ * gradient. The offset makes the clones distinct from the originals (ORT's CSE cannot merge them back) and
+ * makes them runnable only once the backward has reached their segment, so ORT schedules them there.
+ */
+class Remat {
+  private readonly dependent = new Set<Value>();
+  private readonly clones = new Map<Value, Value>();
+  constructor(
+    private readonly g: Graph,
+    private readonly checkpoints: ReadonlySet<Value>,
+    forward: readonly Node[],
+  ) {
+    // Recomputed: values downstream of a checkpoint that a later checkpoint needs (the segments between
+    // checkpoints). What follows the last checkpoint (head, loss) is kept as computed.
+    const feeds = ancestorsOf(checkpoints);
+    for (const node of forward) {
+      if (node.inputs.some((v) => checkpoints.has(v) || this.dependent.has(v))) {
+        for (const o of node.outputs) if (!checkpoints.has(o) && feeds.has(o)) this.dependent.add(o);
+      }
+    }
+  }
+
+  /** Whether differentiating `node` must read recomputed values. */
+  involves(node: Node): boolean {
+    return node.inputs.some((v) => this.dependent.has(v)) || node.outputs.some((v) => this.dependent.has(v));
+  }
+
+  value(v: Value, anchor: Value): Value {
+    if (!this.dependent.has(v) && !this.checkpoints.has(v)) return v;
+    const known = this.clones.get(v);
+    if (known) return known;
+    const g = this.g;
+    if (this.checkpoints.has(v)) {
+      const zero = g.mul(g.cast(g.shape(g.reshape(anchor, [-1]), 0, 1), v.dtype), g.scalar(0));
+      const anchored = g.add(v, zero);
+      this.clones.set(v, anchored);
+      return anchored;
+    }
+    const node = v.producer!;
+    const inputs = node.inputs.map((i) => this.value(i, anchor));
+    const outputs = g.op(node.kind, inputs, node.attrs);
+    node.outputs.forEach((o, k) => this.clones.set(o, outputs[k]!));
+    return this.clones.get(v)!;
+  }
+
+  node(node: Node, anchor: Value): Node {
+    return {
+      ...node,
+      inputs: node.inputs.map((v) => this.value(v, anchor)),
+      outputs: node.outputs.map((v) => this.value(v, anchor)),
+    };
+  }
+}
+
+/**
+ * Removes nodes that no graph output depends on (rules may build values they end up not using, e.g. a
+ * recomputed input whose gradient rule needs only its shape). Call after the outputs are marked.
+ */
+export function pruneUnused(g: Graph): number {
+  const live = new Set<Value>();
+  const stack = [...g.outputs];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (live.has(v)) continue;
+    live.add(v);
+    if (v.producer) stack.push(...v.producer.inputs);
+  }
+  const before = g.nodes.length;
+  const kept = g.nodes.filter((n) => n.outputs.some((o) => live.has(o)));
+  g.nodes.splice(0, g.nodes.length, ...kept);
+  return before - kept.length;
 }
 
 /**
@@ -101,13 +185,16 @@ export function grad(g: Graph, loss: Value, wrt: readonly Value[], options: Grad
   );
 
   const forward = [...g.nodes];
+  const remat = options.checkpoints?.length ? new Remat(g, new Set(options.checkpoints), forward) : null;
   for (let i = forward.length - 1; i >= 0; i--) {
     const node = forward[i]!;
     if (!node.outputs.some((o) => grads.has(o))) continue;
     const wants = node.inputs.map(needs);
     if (!wants.some(Boolean)) continue;
     const dy = node.outputs.map((o) => grads.get(o));
-    const dx = GRAD_RULES[node.kind]({ g, node, dy, wants });
+    const anchor = dy.find((d) => d !== undefined)!;
+    const seen = remat?.involves(node) ? remat.node(node, anchor) : node;
+    const dx = GRAD_RULES[node.kind]({ g, node: seen, dy, wants });
     node.inputs.forEach((input, k) => {
       if (!wants[k]) return;
       const d = dx[k];

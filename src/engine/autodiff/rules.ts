@@ -62,6 +62,12 @@ export function oneHot(g: Graph, indices: Value, depth: number, dtype: DType = '
   return g.cast(g.equal(g.unsqueeze(g.cast(indices, 'int64'), [-1]), classes), dtype);
 }
 
+/** The value of a scalar float constant (an initializer of one element), else undefined. */
+function scalarConstant(g: Graph, v: Value): number | undefined {
+  const t = g.initializers.get(v);
+  return t && t.data.length === 1 && t.data instanceof Float32Array ? t.data[0] : undefined;
+}
+
 /** Reduce-sum backward: re-insert the reduced axes and broadcast back to x's runtime shape. */
 function expandBack(g: Graph, x: Value, dy: Value, axes: readonly number[], keepdims: boolean): Value {
   const r = x.shape.length;
@@ -220,11 +226,26 @@ export const GRAD_RULES: Record<OpKind, GradRule> = {
     (g, _a, b, _y, dy) => g.div(dy, b),
     (g, _a, b, y, dy) => g.neg(g.mul(dy, g.div(y, b))),
   ),
-  pow: binary(
-    // d(a^b)/da = b·a^(b-1); d/db = a^b·ln a (only defined for a > 0).
-    (g, a, b, _y, dy) => g.mul(dy, g.mul(b, g.pow(a, g.sub(b, g.scalar(1))))),
-    (g, a, _b, y, dy) => g.mul(dy, g.mul(y, g.log(a))),
-  ),
+  pow: ({ g, node, dy, wants }) => {
+    const [a, b] = node.inputs as [Value, Value];
+    const d = dy[0];
+    if (!d) return [undefined, undefined];
+    // d(a^b)/da = b·a^(b-1); a constant exponent (rmsNorm's x²) folds to c·a^(c-1) with no second Pow.
+    const c = scalarConstant(g, b);
+    let da: Value | undefined;
+    if (wants[0]) {
+      const local =
+        c === undefined
+          ? g.mul(b, g.pow(a, g.sub(b, g.scalar(1))))
+          : c === 2
+            ? g.mul(a, g.scalar(2))
+            : g.mul(g.scalar(c), g.pow(a, g.scalar(c - 1)));
+      da = unbroadcast(g, g.mul(d, local), a);
+    }
+    // d/db = a^b·ln a (defined for a > 0).
+    const db = wants[1] ? unbroadcast(g, g.mul(d, g.mul(node.outputs[0]!, g.log(a))), b) : undefined;
+    return [da, db];
+  },
   max: binary(
     // Ties split the gradient evenly, as PyTorch's maximum does.
     (g, a, b, _y, dy) =>

@@ -67,8 +67,10 @@ export const NEG_INF = -1e9;
 interface Ctx {
   g: Graph;
   config: ModelConfig;
-  cos: Value;
-  sin: Value;
+  /** cos/sin (B, 1, 1, T, D), broadcast over (KVH, G) of q */
+  ropeQ: { cos: Value; sin: Value };
+  /** cos/sin (B, 1, T, D), broadcast over KVH of k */
+  ropeK: { cos: Value; sin: Value };
   /** (B, 1, 1, T, P+T) bool: may query t attend key k. */
   allowed: Value;
   loraFor(layer: number, module: LinearModule): { term: LoraTerm; site: LoraSite } | undefined;
@@ -117,11 +119,8 @@ function attention(
   /** (B, KVH, T, D) */
   const k = g.transpose(g.reshape(proj(c, lw, l, 'k_proj', x), [0, 0, KVH, D]), [0, 2, 1, 3]);
   const v = g.transpose(g.reshape(proj(c, lw, l, 'v_proj', x), [0, 0, KVH, D]), [0, 2, 1, 3]);
-  /** cos/sin (B, T, D) → (B, 1, T, D) for k, (B, 1, 1, T, D) for q */
-  const cosK = g.unsqueeze(c.cos, [1]);
-  const sinK = g.unsqueeze(c.sin, [1]);
-  const qr = rope(g, q, g.unsqueeze(cosK, [1]), g.unsqueeze(sinK, [1]), D);
-  const kr = rope(g, k, cosK, sinK, D);
+  const qr = rope(g, q, c.ropeQ.cos, c.ropeQ.sin, D);
+  const kr = rope(g, k, c.ropeK.cos, c.ropeK.sin, D);
   /** (B, KVH, P+T, D) */
   const kAll = past ? g.concat([past.key, kr], 2) : kr;
   const vAll = past ? g.concat([past.value, v], 2) : v;
@@ -204,14 +203,11 @@ export function buildLlamaGraph(
   };
 
   const { cos, sin } = ropeTables(g, positionIds, Float32Array.from(ropeInvFreq(config)));
-  const c: Ctx = {
-    g,
-    config,
-    cos,
-    sin,
-    allowed: attentionAllowed(g, config, inputIds, attentionMask),
-    loraFor,
-  };
+  // Shared by every layer: the tables, unsqueezed once for k (B, 1, T, D) and q (B, 1, 1, T, D).
+  const ropeK = { cos: g.unsqueeze(cos, [1]), sin: g.unsqueeze(sin, [1]) };
+  const ropeQ = { cos: g.unsqueeze(ropeK.cos, [1]), sin: g.unsqueeze(ropeK.sin, [1]) };
+  const allowed = attentionAllowed(g, config, inputIds, attentionMask);
+  const c: Ctx = { g, config, ropeQ, ropeK, allowed, loraFor };
 
   /** (B, T, C) */
   let h = g.gather(f32(g, 'embed_tokens', weights.embed, [V, C]), inputIds, 0);

@@ -3,6 +3,8 @@
  * `Record<OpKind, Emitter>`: static axes/shapes kept as IR attributes become int64 constant initializers
  * here, because ONNX ≥ 13 takes them as inputs. Not execution: ./session.ts is the only onnxruntime import.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { Graph } from '../ir/graph.js';
 import type { Attrs, DType, HostTensor, Node, OpKind, Value } from '../ir/types.js';
@@ -231,8 +233,17 @@ function valueInfo(v: Value, name: string): IValueInfoProto {
   };
 }
 
+/** Where large initializers go instead of the protobuf (ONNX external data; protobuf caps a model at 2 GiB). */
+export interface ExternalDataSink {
+  /** Initializers of at least this many bytes are written to the sink. */
+  minBytes: number;
+  /** Appends the bytes; returns their offset in the file named `location`. */
+  write(bytes: Uint8Array): number;
+  location: string;
+}
+
 /** Builds the ModelProto object (not yet encoded); exported for tests that inspect it. */
-export function toModelProto(graph: Graph): onnxProto.onnx.IModelProto {
+export function toModelProto(graph: Graph, external?: ExternalDataSink): onnxProto.onnx.IModelProto {
   const initializer: ITensorProto[] = [];
   let constCount = 0;
   const intCache = new Map<string, string>();
@@ -260,7 +271,23 @@ export function toModelProto(graph: Graph): onnxProto.onnx.IModelProto {
       return name;
     },
   };
-  for (const [v, t] of graph.initializers) initializer.push(tensorProto(v.name, t));
+  for (const [v, t] of graph.initializers) {
+    if (external && t.data.byteLength >= external.minBytes) {
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const offset = external.write(bytes);
+      initializer.push({
+        name: v.name,
+        dataType: ONNX_DTYPE[t.dtype],
+        dims: [...t.shape],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: external.location },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(bytes.byteLength) },
+        ],
+      });
+    } else initializer.push(tensorProto(v.name, t));
+  }
   const node = graph.nodes.map((n) => ONNX_EMITTERS[n.kind](n, ctx));
   return {
     irVersion: 8,
@@ -282,4 +309,47 @@ export function toModelProto(graph: Graph): onnxProto.onnx.IModelProto {
 /** ONNX ModelProto bytes for `InferenceSession.create`. */
 export function emitOnnx(graph: Graph): Uint8Array {
   return onnx.ModelProto.encode(toModelProto(graph)).finish();
+}
+
+/**
+ * Writes `dir/model.onnx` with every initializer of ≥ `minBytes` in `dir/weights.bin` (offsets aligned to
+ * 4 KiB so onnxruntime can map them), streaming tensor by tensor. Returns the model path. For graphs whose
+ * weights pass protobuf's 2 GiB limit (a 1B-parameter fp32 model).
+ */
+export function writeOnnxWithExternalData(graph: Graph, dir: string, minBytes = 1024): string {
+  const fd = openSync(join(dir, 'weights.bin'), 'w');
+  let pos = 0;
+  const pad = new Uint8Array(4096);
+  try {
+    const proto = toModelProto(graph, {
+      minBytes,
+      location: 'weights.bin',
+      write(bytes) {
+        const gap = (4096 - (pos % 4096)) % 4096;
+        if (gap > 0) pos += writeSync(fd, pad, 0, gap);
+        const offset = pos;
+        for (let off = 0; off < bytes.byteLength;) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+        pos += bytes.byteLength;
+        return offset;
+      },
+    });
+    const path = join(dir, 'model.onnx');
+    const model = onnx.ModelProto.encode(proto).finish();
+    const mfd = openSync(path, 'w');
+    try {
+      writeSync(mfd, model);
+    } finally {
+      closeSync(mfd);
+    }
+    return path;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Bytes of all initializers: what the protobuf would have to hold. */
+export function initializerBytes(graph: Graph): number {
+  let n = 0;
+  for (const t of graph.initializers.values()) n += t.data.byteLength;
+  return n;
 }

@@ -4,10 +4,13 @@
  * deployment installed with `--onnxruntime-node-install=cuda12`), and pre-allocated outputs (the decode
  * loop's in-place buffers). Graph → bytes is ./emit.ts.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Graph } from '../ir/graph.js';
 import type { HostTensor, TensorArray } from '../ir/types.js';
-import { emitOnnx } from './emit.js';
+import { emitOnnx, initializerBytes, writeOnnxWithExternalData } from './emit.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -19,6 +22,13 @@ export interface SessionConfig {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Logging severity 0 (verbose) … 4 (fatal); default 3 (errors). */
   logSeverity?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Graphs whose initializers exceed this many bytes load through a temporary ONNX file with external data
+   * (protobuf caps a model at 2 GiB). Default 1.5 GiB.
+   */
+  externalDataThresholdBytes?: number;
+  /** Where that temporary file goes; default the OS temp dir. */
+  tempDir?: string;
 }
 
 export class SessionCreateError extends Error {
@@ -46,7 +56,22 @@ export class EngineSession {
   ) {}
 
   static async create(model: Graph | Uint8Array, config: SessionConfig = {}): Promise<EngineSession> {
-    const bytes = model instanceof Uint8Array ? model : emitOnnx(model);
+    const external =
+      !(model instanceof Uint8Array) &&
+      initializerBytes(model) > (config.externalDataThresholdBytes ?? 1.5 * 2 ** 30);
+    if (external) {
+      const dir = mkdtempSync(join(config.tempDir ?? tmpdir(), 'deltagate-onnx-'));
+      try {
+        return await EngineSession.open(writeOnnxWithExternalData(model as Graph, dir), config);
+      } finally {
+        // onnxruntime has read (or mapped) the weights by now; an unlinked mapped file stays valid.
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    return EngineSession.open(model instanceof Uint8Array ? model : emitOnnx(model), config);
+  }
+
+  private static async open(model: Uint8Array | string, config: SessionConfig): Promise<EngineSession> {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [...(config.executionProviders ?? ['cpu'])],
       graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
@@ -54,7 +79,10 @@ export class EngineSession {
       ...(config.threads === undefined ? {} : { intraOpNumThreads: config.threads, interOpNumThreads: 1 }),
     };
     try {
-      const session = await ort.InferenceSession.create(bytes, options);
+      const session =
+        typeof model === 'string'
+          ? await ort.InferenceSession.create(model, options)
+          : await ort.InferenceSession.create(model, options);
       return new EngineSession(session, session.inputNames, session.outputNames);
     } catch (err) {
       throw new SessionCreateError(`onnxruntime could not load the graph: ${(err as Error).message}`, {

@@ -32,6 +32,10 @@ describe('gradient rules (finite differences)', () => {
     gradCheck('div', (g, [a, b]) => g.div(a!, b!), [{ shape: [2, 3] }, { shape: [1, 3], lo: 0.5, hi: 2 }]));
   it('pow', () =>
     gradCheck('pow', (g, [a, b]) => g.pow(a!, b!), [{ shape: [2, 3], lo: 0.5, hi: 2 }, { shape: [3] }]));
+  it('pow (constant exponents 2 and 3)', async () => {
+    await gradCheck('pow2', (g, [a]) => g.pow(a!, g.scalar(2)), [{ shape: [2, 3] }]);
+    await gradCheck('pow3', (g, [a]) => g.pow(a!, g.scalar(3)), [{ shape: [2, 3] }]);
+  });
   it('max', () => gradCheck('max', (g, [a, b]) => g.max(a!, b!), [{ shape: [2, 3] }, { shape: [2, 3] }]));
   it('where', () =>
     gradCheck('where', (g, [c, a, b]) => g.where(g.cast(c!, 'bool'), a!, b!), [

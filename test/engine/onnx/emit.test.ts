@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../src/engine/ir/index.js';
 import { silu, rmsNorm } from '../../../src/engine/ir/composites.js';
 import { EngineSession } from '../../../src/engine/onnx/session.js';
+import { initializerBytes } from '../../../src/engine/onnx/emit.js';
 import { expectClose } from '../../helpers/expect-close.js';
 
 const f32 = (shape: number[], data: number[]) => ({
@@ -77,5 +78,27 @@ describe('emitOnnx + EngineSession', () => {
     );
     expect(Array.from(buf)).toEqual([2, 4, 6, 8]);
     expect(out.y!.data).toBe(buf);
+  });
+});
+
+describe('external data (graphs past protobuf 2 GiB)', () => {
+  it('a graph loaded through a temporary file with external weights computes the same', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [1, 512]);
+    const w = new Float32Array(512 * 300).map((_, i) => Math.sin(i));
+    const y = g.matMul(x, g.initializer('w', { dtype: 'float32', shape: [512, 300], data: w }));
+    g.output(g.add(y, g.scalar(0.5)), 'y');
+    const input = {
+      x: f32(
+        [1, 512],
+        Array.from({ length: 512 }, (_, i) => (i % 7) - 3),
+      ),
+    };
+    const inline = await EngineSession.create(g, { threads: 1 });
+    const external = await EngineSession.create(g, { threads: 1, externalDataThresholdBytes: 1000 });
+    const a = (await inline.run(input)).y!.data as Float32Array;
+    const b = (await external.run(input)).y!.data as Float32Array;
+    expect(Array.from(b)).toEqual(Array.from(a));
+    expect(initializerBytes(g)).toBeGreaterThan(1000);
   });
 });

@@ -1,0 +1,423 @@
+/**
+ * The training queue's job handler: one delivery of a training job, from its SQL row to a registered
+ * adapter version. Loads the job, dataset and adapter; runs `runTraining` with a blob-backed checkpoint store
+ * (resuming when a previous delivery left one); streams progress to SQL and the progress bus; registers
+ * version N+1 exactly once and marks the job SUCCEEDED in one transaction. The queue is src/queue; start,
+ * cancel and the subscription are src/services/training-runner.ts. Delivery is at least once (docs/QUEUE.md).
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { isUniqueViolation } from '../db/database.js';
+import {
+  AdapterVersionsRepository,
+  type AdapterVersion,
+  type StoredFile,
+} from '../db/repositories/adapter-versions.js';
+import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
+import type { TrainingJob, TrainingJobStatus, TrainingProgress } from '../db/repositories/training-jobs.js';
+import { LINEAR_MODULES, type LinearModule } from '../engine/formats/hf-config.js';
+import { serializePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
+import type { JobHandler } from '../queue/job-queue.js';
+import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js';
+import type { ProgressBus } from '../queue/progress-bus.js';
+import { BlobExistsError, type BlobStore } from '../storage/blob-store.js';
+import { ADAPTER_FILES, adapterVersionPrefix, checkpointPrefix } from '../storage/keys.js';
+import { BadInputError, ConflictError, DeltagateError } from '../shared/errors.js';
+import { BlobCheckpointStore } from './blob-checkpoint-store.js';
+import type { TrainingOptions } from './options.js';
+import { runTraining, type TrainingEvent, type TrainingMetrics } from './trainer.js';
+
+/** What the queue carries: only the id; everything else is read from SQL (the source of truth). */
+export interface TrainingJobPayload {
+  jobId: string;
+}
+
+/** One `trainingJobProgress` event: a full snapshot, so a duplicate or a dropped event never misleads. */
+export interface TrainingProgressEvent {
+  jobId: string;
+  status: TrainingJobStatus;
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number | null;
+  evalLoss: number | null;
+  learningRate: number | null;
+  tokensPerSecond: number | null;
+  etaSeconds: number | null;
+  message: string | null;
+}
+
+export const TERMINAL: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/** The current state of a job as an event (late subscribers, status changes). */
+export function progressEventOf(job: TrainingJob, message: string | null = null): TrainingProgressEvent {
+  const p = job.progress;
+  return {
+    jobId: job.id,
+    status: job.status,
+    step: p?.step ?? 0,
+    totalSteps: p?.totalSteps ?? 0,
+    epoch: p?.epoch ?? 0,
+    loss: p?.loss ?? null,
+    evalLoss: p?.evalLoss ?? null,
+    learningRate: p?.learningRate ?? null,
+    tokensPerSecond: p?.tokensPerSecond ?? null,
+    etaSeconds: p?.etaSeconds ?? null,
+    message: message ?? job.error,
+  };
+}
+
+/**
+ * The stored hyperparameters (GraphQL names, defaults filled by the service) → trainer options. Unknown or
+ * out-of-range values are the trainer's TrainingOptionsError (BAD_USER_INPUT: no retry).
+ */
+export function trainingOptionsOf(hp: Record<string, unknown>): Partial<TrainingOptions> {
+  const num = (k: string) => (typeof hp[k] === 'number' ? (hp[k] as number) : undefined);
+  const q = typeof hp.quantization === 'string' ? hp.quantization.toLowerCase() : undefined;
+  const modules = Array.isArray(hp.targetModules) ? (hp.targetModules as string[]) : undefined;
+  for (const m of modules ?? []) {
+    if (!(LINEAR_MODULES as readonly string[]).includes(m))
+      throw new BadInputError(`unknown target module ${JSON.stringify(m)}`);
+  }
+  return {
+    rank: num('rank'),
+    alpha: num('alpha'),
+    dropout: num('dropout'),
+    targetModules: modules as LinearModule[] | undefined,
+    epochs: num('epochs'),
+    learningRate: num('learningRate'),
+    batchSize: num('batchSize'),
+    gradAccum: num('gradientAccumulationSteps'),
+    maxSeqLen: num('maxSequenceLength'),
+    warmupRatio: num('warmupRatio'),
+    weightDecay: num('weightDecay'),
+    seed: num('seed'),
+    quantize: q === undefined ? undefined : (q as TrainingOptions['quantize']),
+    checkpointEvery: num('checkpointEverySteps'),
+  };
+}
+
+export interface TrainingJobHandlerDeps {
+  repos: Repositories;
+  blobs: BlobStore;
+  bus: ProgressBus<TrainingProgressEvent>;
+  /** The HF directory of a registered base model, or null when this process does not know it. */
+  modelDirOf(baseModelId: string): string | null;
+  logger: Logger;
+  /** The tries the queue gives a job (enqueue `attempts`): the last transient failure marks it FAILED. */
+  maxAttempts: number;
+  /** Checkpoint every N steps unless the job's hyperparameters say otherwise. Default 10. */
+  checkpointEvery?: number;
+  /** Loss points kept in SQL (the newest). Default 1000. */
+  lossHistoryLimit?: number;
+  /** ORT intra-op threads for training. */
+  threads?: number;
+}
+
+const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const MAX_NUMBERING_ATTEMPTS = 8;
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isBadInput(err: unknown): boolean {
+  const e = err as { code?: unknown; name?: unknown } | null;
+  return (
+    (err instanceof DeltagateError && err.code === 'BAD_USER_INPUT') ||
+    (!!e && typeof e === 'object' && (e.code === 'BAD_USER_INPUT' || e.name === 'UnrecoverableJobError'))
+  );
+}
+
+export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandler<TrainingJobPayload> {
+  const { repos, blobs, bus, logger } = deps;
+  const historyLimit = deps.lossHistoryLimit ?? 1000;
+
+  const publish = async (event: TrainingProgressEvent) => {
+    // Progress must never fail training: a Redis hiccup costs an event, SQL still has the state.
+    await bus
+      .publish(event.jobId, event)
+      .catch((err: unknown) => logger.warn({ err }, 'progress publish failed'));
+  };
+
+  /** Moves a live job to a terminal status (compare-and-set) and tells subscribers. */
+  const finish = async (
+    jobId: string,
+    status: 'FAILED' | 'CANCELLED',
+    error: string | null,
+  ): Promise<void> => {
+    const now = new Date().toISOString();
+    const job = await repos.trainingJobs.update(jobId, ['QUEUED', 'RUNNING'], {
+      status,
+      error,
+      finishedAt: now,
+    });
+    const current = job ?? (await repos.trainingJobs.findById(ALL, jobId));
+    if (current) await publish(progressEventOf(current));
+  };
+
+  return async ({ payload, attempt, signal }) => {
+    const jobId = payload.jobId;
+    const log = logger.child({ jobId, attempt });
+    const job = await repos.trainingJobs.findById(ALL, jobId);
+    if (job === null) {
+      log.warn('training job not in SQL; nothing to run');
+      return;
+    }
+    if (TERMINAL.includes(job.status)) {
+      log.info({ status: job.status }, 'training job already finished; duplicate delivery ignored');
+      return;
+    }
+    const running = await repos.trainingJobs.update(jobId, ['QUEUED', 'RUNNING'], {
+      status: 'RUNNING',
+      startedAt: job.startedAt ?? new Date().toISOString(),
+      incrementAttempts: true,
+    });
+    if (running === null) return; // cancelled between the read and the update
+    await publish(progressEventOf(running, attempt > 1 ? `resumed (attempt ${attempt})` : 'started'));
+
+    // Cancel arrives through the queue's signal (any process) or, as a fallback, through SQL: a progress
+    // write that finds the job no longer RUNNING stops this run too.
+    const local = new AbortController();
+    const abort = AbortSignal.any([signal, local.signal]);
+    const store = new BlobCheckpointStore(blobs, checkpointPrefix(job.customerId, jobId), { logger: log });
+    let chain: Promise<void> = Promise.resolve();
+    let history = running.lossHistory;
+    let progress: TrainingProgress | null = running.progress;
+
+    const onProgress = (e: TrainingEvent) => {
+      if (e.type === 'step') {
+        progress = {
+          step: e.step,
+          totalSteps: e.totalSteps,
+          epoch: e.epoch,
+          loss: e.loss,
+          evalLoss: progress?.evalLoss ?? null,
+          learningRate: e.learningRate,
+          tokensPerSecond: e.tokensPerSecond,
+          etaSeconds: e.etaSeconds,
+        };
+        history = [...history.filter((p) => p.step < e.step), { step: e.step, loss: e.loss }].slice(
+          -historyLimit,
+        );
+      } else {
+        progress = { ...(progress ?? emptyProgress()), evalLoss: e.evalLoss };
+        history = history.map((p) => (p.step === e.step ? { ...p, evalLoss: e.evalLoss } : p));
+      }
+      const snapshot = { progress, history };
+      chain = chain.then(async () => {
+        try {
+          const updated = await repos.trainingJobs.update(jobId, ['RUNNING'], {
+            progress: snapshot.progress,
+            lossHistory: snapshot.history,
+          });
+          if (updated === null) local.abort(new JobCancelledError(jobId));
+          else await publish(progressEventOf(updated));
+        } catch (err) {
+          log.warn({ err }, 'could not record training progress');
+        }
+      });
+    };
+
+    try {
+      const [dataset, adapter] = await Promise.all([
+        repos.datasets.findById({ kind: 'tenant', customerId: job.customerId }, job.datasetId),
+        repos.adapters.findById({ kind: 'tenant', customerId: job.customerId }, job.adapterId),
+      ]);
+      if (dataset === null || dataset.status !== 'READY')
+        throw new BadInputError(`dataset ${job.datasetId} is missing or not READY`);
+      if (adapter === null) throw new BadInputError(`adapter ${job.adapterId} no longer exists`);
+      const modelDir = deps.modelDirOf(adapter.baseModelId);
+      if (modelDir === null)
+        throw new BadInputError(`base model ${adapter.baseModelId} is not available here`);
+      const content = await blobs.get(dataset.blobKey);
+      const options = trainingOptionsOf(job.hyperparameters);
+      const result = await runTraining(
+        {
+          ...options,
+          checkpointEvery: options.checkpointEvery ?? deps.checkpointEvery ?? 10,
+          modelDir,
+          data: { content },
+          format: dataset.format,
+          resume: true,
+          threads: deps.threads,
+        },
+        { onProgress, signal: abort, checkpointStore: store },
+      );
+      await chain;
+      if (abort.aborted) throw abort.reason;
+      const version = await registerVersion(
+        deps,
+        job,
+        adapter.baseModelId,
+        result.adapter,
+        result.metrics,
+        log,
+      );
+      if (version === null) {
+        // The job left RUNNING while we registered (cancelled): nothing was kept.
+        await finish(jobId, 'CANCELLED', null);
+        return;
+      }
+      const done = await repos.trainingJobs.findById(ALL, jobId);
+      if (done) await publish(progressEventOf(done, `registered version ${version.version}`));
+      await store.clear().catch((err: unknown) => log.warn({ err }, 'could not delete checkpoints'));
+      log.info({ versionId: version.id, version: version.version }, 'training job succeeded');
+    } catch (err) {
+      await chain;
+      const reason: unknown = abort.aborted ? abort.reason : null;
+      const cancelled =
+        (reason as { name?: string } | null)?.name === 'JobCancelledError' ||
+        (await repos.trainingJobs.findById(ALL, jobId))?.status === 'CANCELLED';
+      if (cancelled) {
+        log.info('training job cancelled');
+        await finish(jobId, 'CANCELLED', null);
+        return;
+      }
+      if (reason !== null) throw reason; // worker shutdown or lost lock: the job runs again elsewhere
+      if (isBadInput(err)) {
+        log.info({ err: errorMessage(err) }, 'training job failed on bad input');
+        await finish(jobId, 'FAILED', errorMessage(err));
+        throw new UnrecoverableJobError(errorMessage(err), { cause: err });
+      }
+      if (attempt >= deps.maxAttempts) {
+        log.error({ err }, 'training job failed after its last attempt');
+        await finish(jobId, 'FAILED', errorMessage(err));
+        throw new UnrecoverableJobError(errorMessage(err), { cause: err });
+      }
+      log.warn({ err }, 'training attempt failed; the queue retries it');
+      throw err;
+    }
+  };
+}
+
+function emptyProgress(): TrainingProgress {
+  return {
+    step: 0,
+    totalSteps: 0,
+    epoch: 0,
+    loss: null,
+    evalLoss: null,
+    learningRate: null,
+    tokensPerSecond: null,
+    etaSeconds: null,
+  };
+}
+
+/** What a version's `metrics` holds in SQL (the full history is metrics.json next to the weights). */
+function versionMetrics(m: TrainingMetrics): Record<string, unknown> {
+  return {
+    steps: m.steps,
+    epochs: m.epochs,
+    finalLoss: m.finalLoss,
+    evalLoss: m.evalLoss,
+    tokensPerSecond: m.tokensPerSecond,
+    trainTokens: m.trainTokens,
+    durationSeconds: m.durationSeconds,
+    bitsPerBaseParameter: m.bitsPerBaseParameter,
+    quantize: m.quantize,
+    trainableParameters: m.trainableParameters,
+    resumedFromStep: m.resumedFromStep,
+    peakRssBytes: m.peakRssBytes,
+  };
+}
+
+/**
+ * Registers the job's result as version N+1 — exactly once: files are written create-only under a fresh
+ * number's prefix, then the version row (UNIQUE training_job_id) and the job's SUCCEEDED move happen in one
+ * transaction. A second run of the same job finds the first one's row and keeps it; a job that left RUNNING
+ * meanwhile (cancelled) rolls back and its files are removed. Returns null in that last case.
+ */
+async function registerVersion(
+  deps: TrainingJobHandlerDeps,
+  job: TrainingJob,
+  baseModelId: string,
+  adapter: LoraAdapter,
+  metrics: TrainingMetrics,
+  log: Logger,
+): Promise<AdapterVersion | null> {
+  const { repos, blobs } = deps;
+  const existing = await repos.adapterVersions.findByTrainingJob(job.id);
+  if (existing) {
+    // An earlier run of this job registered it (and normally also finished the job); finish it if not.
+    await repos.trainingJobs.update(job.id, ['RUNNING'], {
+      status: 'SUCCEEDED',
+      resultVersionId: existing.id,
+      finishedAt: new Date().toISOString(),
+      error: null,
+    });
+    return existing;
+  }
+  const { adapterConfig, weights } = serializePeftAdapter({ ...adapter, baseModelName: baseModelId });
+  const configBytes = Buffer.from(JSON.stringify(adapterConfig, null, 2) + '\n', 'utf8');
+  const metricsBytes = Buffer.from(JSON.stringify(metrics, null, 2) + '\n', 'utf8');
+  const weightsSha = sha256Hex(weights);
+  const files: StoredFile[] = [
+    { name: ADAPTER_FILES.config, sizeBytes: configBytes.byteLength, sha256: sha256Hex(configBytes) },
+    { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: weightsSha },
+    { name: ADAPTER_FILES.metrics, sizeBytes: metricsBytes.byteLength, sha256: sha256Hex(metricsBytes) },
+  ];
+  let version = await repos.adapterVersions.nextVersionNumber(job.adapterId);
+  for (let tries = 0; tries < MAX_NUMBERING_ATTEMPTS; tries++, version++) {
+    const prefix = adapterVersionPrefix(job.customerId, job.adapterId, version);
+    const written: string[] = [];
+    try {
+      for (const [name, bytes, type] of [
+        [ADAPTER_FILES.config, configBytes, 'application/json'],
+        [ADAPTER_FILES.weights, weights, 'application/octet-stream'],
+        [ADAPTER_FILES.metrics, metricsBytes, 'application/json'],
+      ] as const) {
+        await blobs.put(prefix + name, bytes, {
+          ifNoneMatch: true,
+          contentType: type,
+          sha256: sha256Hex(bytes),
+        });
+        written.push(prefix + name);
+      }
+      const row = await inTransaction(repos.db, async (tx) => {
+        const v = await tx.adapterVersions.insert({
+          id: AdapterVersionsRepository.newId(),
+          adapterId: job.adapterId,
+          customerId: job.customerId,
+          version,
+          sha256: weightsSha,
+          sizeBytes: weights.byteLength,
+          rank: adapter.rank,
+          alpha: adapter.alpha,
+          targetModules: [...adapter.targetModules],
+          metrics: versionMetrics(metrics),
+          files,
+          trainingJobId: job.id,
+          datasetId: job.datasetId,
+          blobPrefix: prefix,
+        });
+        const moved = await tx.trainingJobs.update(job.id, ['RUNNING'], {
+          status: 'SUCCEEDED',
+          resultVersionId: v.id,
+          finishedAt: new Date().toISOString(),
+          error: null,
+        });
+        if (moved === null) throw new JobLeftRunning();
+        return v;
+      });
+      return row;
+    } catch (err) {
+      for (const key of written) await blobs.delete(key).catch(() => undefined);
+      if (err instanceof JobLeftRunning) return null;
+      if (isUniqueViolation(err)) {
+        // Another run of this job registered first: keep its version (and finish the job with it).
+        if (await repos.adapterVersions.findByTrainingJob(job.id))
+          return registerVersion(deps, job, baseModelId, adapter, metrics, log);
+        continue; // the number was taken by another import
+      }
+      if (err instanceof BlobExistsError || (err as { name?: string }).name === 'BlobExistsError') {
+        log.info({ version }, 'version number taken in storage; trying the next');
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw new ConflictError(`could not number a new version of adapter ${job.adapterId}`);
+}
+
+class JobLeftRunning extends Error {}

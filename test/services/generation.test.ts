@@ -1,0 +1,252 @@
+// The generation service below the API, on SQLite + the directory blob store with the real engine: adapter
+// references (name → production else latest, name@alias, name@vN, version id, null), merged = side-loaded =
+// the engine given the same PEFT files, SHA-256 refusal of a flipped byte, the LRU byte budget (full slot
+// table after each step), AUTO's choice, maxTokens limits, usage and quota, the request queue, streaming.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { parseModelConfig } from '../../src/engine/formats/hf-config.js';
+import { parsePeftAdapter, type LoraAdapter } from '../../src/engine/formats/peft.js';
+import { BUILTIN_CONFIG } from '../../src/engine/builtin-model.js';
+import { Engine } from '../../src/inference/engine.js';
+import { BaseModelRegistry } from '../../src/services/base-models.js';
+import { AdapterCache, GenerationService, type GenerationChunk } from '../../src/services/generation.js';
+import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
+import { FsBlobStore } from '../../src/storage/fs-store.js';
+import { ADAPTER_FILES } from '../../src/storage/keys.js';
+import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { makePeftAdapter } from '../e2e/harness.js';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
+  }
+  return 'no error';
+}
+
+const BASE = parseModelConfig(BUILTIN_CONFIG);
+const logger = pino({ level: 'silent' });
+
+describe('GenerationService', () => {
+  let t: TestDatabase;
+  let dir: string;
+  let s: Services;
+  let engine: Engine;
+  let gen: GenerationService;
+  let alice: Actor;
+  let bob: Actor;
+  let aliceId: string;
+  const peft1 = makePeftAdapter({ seed: 11, rank: 4, modules: ['q_proj', 'v_proj', 'down_proj'] });
+  const peft2 = makePeftAdapter({ seed: 22, rank: 2 });
+  const v = { one: '', two: '', bobs: '' };
+  let loaded1: LoraAdapter;
+
+  const service = (options = {}) =>
+    new GenerationService({
+      repos: s.repos,
+      blobs: s.blobs,
+      baseModels: s.baseModels,
+      adapters: s.adapters,
+      logger,
+      options,
+      loadEngine: async () => engine,
+    });
+
+  beforeAll(async () => {
+    t = await openTestDatabase('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'dg-gen-'));
+    const modelDir = await ensureBuiltinModel(dir);
+    engine = await Engine.load(modelDir);
+    s = createServices({
+      db: t.db,
+      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
+      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
+      limits: { maxDatasetBytes: 1000, maxInlineDatasetBytes: 500, maxAdapterBytes: 10_000_000 },
+      adminKey: 'generation-admin-key-0123456789abcdef',
+      countTokens: null,
+      logger,
+    });
+    const a = await s.customers.create(ADMIN, { name: 'alice', monthlyTokenLimit: 100_000 });
+    const b = await s.customers.create(ADMIN, { name: 'bob' });
+    alice = await s.apiKeys.authenticate(`Bearer ${a.secret}`);
+    bob = await s.apiKeys.authenticate(`Bearer ${b.secret}`);
+    aliceId = a.customer.id;
+    const adapter = await s.adapters.create(alice, { name: 'facts', baseModelId: BUILTIN_MODEL_ID });
+    for (const [key, p] of [
+      ['one', peft1],
+      ['two', peft2],
+    ] as const) {
+      const ver = await s.adapters.importVersion(alice, {
+        adapterId: adapter.id,
+        adapterConfig: p.adapterConfig,
+        weightsBase64: p.weightsBase64,
+      });
+      v[key] = ver.id;
+    }
+    const bobsAdapter = await s.adapters.create(bob, { name: 'facts', baseModelId: BUILTIN_MODEL_ID });
+    v.bobs = (
+      await s.adapters.importVersion(bob, {
+        adapterId: bobsAdapter.id,
+        adapterConfig: peft1.adapterConfig,
+        weightsBase64: peft1.weightsBase64,
+      })
+    ).id;
+    loaded1 = parsePeftAdapter(peft1.adapterConfig, peft1.weights, BASE);
+    gen = service();
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('resolves every kind of reference in the caller tenant only', async () => {
+    const ref = async (adapter: string | null, who: Actor = alice) =>
+      (await gen.generate(who, { adapter, prompt: 'hi', maxTokens: 1 })).adapterVersion?.id ?? null;
+    expect(await ref(null)).toBeNull();
+    expect(await ref('facts')).toBe(v.two); // no production alias yet: the latest version
+    expect(await ref('facts@v1')).toBe(v.one);
+    expect(await ref(v.one)).toBe(v.one);
+    const adapter = await s.adapters.getByName(alice, 'facts');
+    await s.adapters.setAlias(alice, { adapterId: adapter.id, alias: 'production', versionId: v.one });
+    await s.adapters.setAlias(alice, { adapterId: adapter.id, alias: 'canary', versionId: v.two });
+    expect(await ref('facts')).toBe(v.one); // production wins over latest
+    expect(await ref('facts@canary')).toBe(v.two);
+    expect(await ref('facts', bob)).toBe(v.bobs); // names are per customer
+    for (const bad of ['facts@v9', 'facts@nope', 'nothing', v.bobs, 'facts/../x']) {
+      expect(await codeOf(ref(bad)), bad).toBe('NOT_FOUND');
+    }
+    expect(await codeOf(gen.generate(ADMIN, { prompt: 'hi' }))).toBe('FORBIDDEN');
+  });
+
+  it('MERGED and SIDELOAD answer what the engine answers with the same PEFT files', async () => {
+    const prompt = 'The tiny model says';
+    const direct = await engine.generate({ prompt, adapter: loaded1, maxTokens: 12, mode: 'sideload' });
+    const merged = await gen.generate(alice, { adapter: 'facts@v1', prompt, maxTokens: 12, mode: 'MERGED' });
+    const side = await gen.generate(alice, { adapter: 'facts@v1', prompt, maxTokens: 12, mode: 'SIDELOAD' });
+    expect(side).toMatchObject({
+      text: direct.text,
+      mode: 'SIDELOAD',
+      finishReason: direct.finishReason.toUpperCase(),
+    });
+    expect(merged).toMatchObject({ text: direct.text, mode: 'MERGED' });
+    expect(side.usage).toEqual(direct.usage);
+  });
+
+  it('refuses maxTokens beyond the context before any work', async () => {
+    for (const maxTokens of [0, -1, 512, 10_000, 1.5]) {
+      expect(await codeOf(gen.generate(alice, { prompt: 'hi', maxTokens })), String(maxTokens)).toBe(
+        'BAD_USER_INPUT',
+      );
+    }
+    // Fits alone, but not with the prompt.
+    expect(await codeOf(gen.generate(alice, { prompt: 'x'.repeat(100), maxTokens: 500 }))).toBe(
+      'BAD_USER_INPUT',
+    );
+    expect(await codeOf(gen.generate(alice, { prompt: '' }))).toBe('BAD_USER_INPUT');
+  });
+
+  it('counts usage per customer and enforces the monthly token limit', async () => {
+    const before = await s.repos.usage.get(aliceId);
+    const r = await gen.generate(alice, { prompt: 'count me', maxTokens: 5 });
+    const after = await s.repos.usage.get(aliceId);
+    expect({
+      requests: after.requests - before.requests,
+      promptTokens: after.promptTokens - before.promptTokens,
+      completionTokens: after.completionTokens - before.completionTokens,
+    }).toEqual({
+      requests: 1,
+      promptTokens: r.usage.promptTokens,
+      completionTokens: r.usage.completionTokens,
+    });
+    expect(r.usage.totalTokens).toBe(r.usage.promptTokens + r.usage.completionTokens);
+
+    const c = await s.customers.create(ADMIN, { name: 'frugal', monthlyTokenLimit: 10 });
+    const frugal = await s.apiKeys.authenticate(`Bearer ${c.secret}`);
+    await gen.generate(frugal, { prompt: 'abcdefgh', maxTokens: 4 });
+    expect(await codeOf(gen.generate(frugal, { prompt: 'again', maxTokens: 4 }))).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('streams deltas that add up to the generated text, the last chunk with the finishReason', async () => {
+    const input = { adapter: 'facts@v1', prompt: 'Stream this', maxTokens: 16, mode: 'SIDELOAD' as const };
+    const whole = await gen.generate(alice, input);
+    const chunks: GenerationChunk[] = [];
+    for await (const c of await gen.generateStream(alice, input)) chunks.push(c);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.map((c) => c.index)).toEqual(chunks.map((_, i) => i));
+    expect(chunks.slice(0, -1).every((c) => c.finishReason === null)).toBe(true);
+    expect(chunks.at(-1)!.finishReason).toBe(whole.finishReason);
+    expect(chunks.map((c) => c.text).join('')).toBe(whole.text);
+    // Refusals come before the stream starts.
+    expect(await codeOf(gen.generateStream(alice, { ...input, maxTokens: 9999 }))).toBe('BAD_USER_INPUT');
+  });
+
+  it('refuses an adapter whose stored bytes no longer match their SHA-256', async () => {
+    const version = await s.adapters.getVersion(alice, v.two);
+    const key = version.blobPrefix + ADAPTER_FILES.weights;
+    const good = await s.blobs.get(key);
+    const bad = Uint8Array.from(good);
+    bad[bad.length - 5]! ^= 0x01;
+    await s.blobs.put(key, bad);
+    const fresh = service(); // nothing cached
+    expect(await codeOf(fresh.generate(alice, { adapter: 'facts@v2', prompt: 'hi', maxTokens: 1 }))).toBe(
+      'INTERNAL_SERVER_ERROR',
+    );
+    await expect(fresh.generate(alice, { adapter: 'facts@v2', prompt: 'hi' })).rejects.toThrow(/SHA-256/);
+    expect(fresh.cache.snapshot().ids).toEqual([]);
+    await s.blobs.put(key, good);
+    expect(
+      (await fresh.generate(alice, { adapter: 'facts@v2', prompt: 'hi', maxTokens: 1 })).adapterVersion?.id,
+    ).toBe(v.two);
+  });
+
+  it('AUTO side-loads a cold adapter and merges a hot one', async () => {
+    const g = service({ hotThreshold: 3, hotWindow: 4 });
+    const modes: string[] = [];
+    for (let i = 0; i < 4; i++)
+      modes.push((await g.generate(alice, { adapter: 'facts@v1', prompt: 'hi', maxTokens: 1 })).mode);
+    expect(modes).toEqual(['SIDELOAD', 'SIDELOAD', 'MERGED', 'MERGED']);
+    expect((await g.generate(alice, { prompt: 'hi', maxTokens: 1 })).mode).toBe('AUTO');
+  });
+
+  it('keeps the adapter cache within its byte budget (LRU)', () => {
+    const a = parsePeftAdapter(peft2.adapterConfig, peft2.weights, BASE);
+    const size = AdapterCache.sizeOf(a);
+    const cache = new AdapterCache(2 * size);
+    const steps: { ids: string[]; bytes: number }[] = [];
+    cache.set('a', a);
+    steps.push(cache.snapshot());
+    cache.set('b', a);
+    steps.push(cache.snapshot());
+    cache.get('a'); // a is now the most recent
+    cache.set('c', a); // evicts b
+    steps.push(cache.snapshot());
+    cache.set('big', loaded1); // larger than the whole budget: served by the caller, never kept
+    steps.push(cache.snapshot());
+    expect(AdapterCache.sizeOf(loaded1)).toBeGreaterThan(2 * size);
+    expect(steps).toEqual([
+      { ids: ['a'], bytes: size },
+      { ids: ['a', 'b'], bytes: 2 * size },
+      { ids: ['a', 'c'], bytes: 2 * size },
+      { ids: ['a', 'c'], bytes: 2 * size },
+    ]);
+  });
+
+  it('queues requests FIFO and refuses past the queue limit', async () => {
+    const g = service({ concurrency: 1, maxQueued: 1 });
+    const results = await Promise.allSettled([
+      g.generate(alice, { prompt: 'one', maxTokens: 8 }),
+      g.generate(alice, { prompt: 'two', maxTokens: 8 }),
+      g.generate(alice, { prompt: 'three', maxTokens: 8 }),
+    ]);
+    const outcomes = results.map((r) =>
+      r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code,
+    );
+    expect(outcomes.sort()).toEqual(['RATE_LIMITED', 'ok', 'ok']);
+  });
+});
