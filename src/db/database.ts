@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { isPostgres, migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
@@ -26,10 +26,15 @@ export interface OpenDatabaseOptions {
   migrate?: boolean;
   /** PostgreSQL pool size. */
   maxConnections?: number;
+  /** Kysely's query log hook (debugging, and tests that count queries). */
+  log?: (event: LogEvent) => void;
 }
 
 export async function openDatabase(config: DatabaseConfig, options: OpenDatabaseOptions = {}): Promise<Db> {
-  const db = new Kysely<Database>({ dialect: createDialect(config, options) });
+  const db = new Kysely<Database>({
+    dialect: createDialect(config, options),
+    ...(options.log ? { log: options.log } : {}),
+  });
   if (options.migrate !== false) {
     try {
       await migrate(db);

@@ -37,27 +37,38 @@ export class KvCache {
     return 2 * this.layers * this.keys[0]!.byteLength + this.valid.byteLength;
   }
 
-  /** The `past.{l}.key/value` feeds: the whole capacity; unused slots are masked out. */
+  /**
+   * Slots the graph sees as past: the whole capacity once anything is cached (unused slots are masked out),
+   * none before the first step — so a prefill attends over its own T tokens only, not over CAP empty slots.
+   */
+  get pastWidth(): number {
+    return this.length === 0 ? 0 : this.capacity;
+  }
+
+  /** The `past.{l}.key/value` feeds: (B, KVH, pastWidth, D), the cache buffers themselves (no copy). */
   pastFeeds(): Record<string, HostTensor> {
-    const shape = [this.batch, this.kvHeads, this.capacity, this.headDim];
+    const p = this.pastWidth;
+    const shape = [this.batch, this.kvHeads, p, this.headDim];
+    const empty = new Float32Array(0);
     const feeds: Record<string, HostTensor> = {};
     for (let l = 0; l < this.layers; l++) {
-      feeds[`past.${l}.key`] = { dtype: 'float32', shape, data: this.keys[l]! };
-      feeds[`past.${l}.value`] = { dtype: 'float32', shape, data: this.values[l]! };
+      feeds[`past.${l}.key`] = { dtype: 'float32', shape, data: p === 0 ? empty : this.keys[l]! };
+      feeds[`past.${l}.value`] = { dtype: 'float32', shape, data: p === 0 ? empty : this.values[l]! };
     }
     return feeds;
   }
 
   /**
-   * The `attention_mask` feed (B, CAP + T): the cache's valid slots, then `newMask` (B, T) for this step's
-   * tokens (1 = real, 0 = padding).
+   * The `attention_mask` feed (B, pastWidth + T): the cache's valid slots, then `newMask` (B, T) for this
+   * step's tokens (1 = real, 0 = padding).
    */
   attentionMask(newMask: Uint8Array, t: number): HostTensor {
-    const w = this.capacity + t;
+    const p = this.pastWidth;
+    const w = p + t;
     const data = new BigInt64Array(this.batch * w);
     for (let b = 0; b < this.batch; b++) {
       for (let s = 0; s < this.length; s++) if (this.valid[b * this.capacity + s]) data[b * w + s] = 1n;
-      for (let j = 0; j < t; j++) if (newMask[b * t + j]) data[b * w + this.capacity + j] = 1n;
+      for (let j = 0; j < t; j++) if (newMask[b * t + j]) data[b * w + p + j] = 1n;
     }
     return { dtype: 'int64', shape: [this.batch, w], data };
   }

@@ -172,7 +172,6 @@ export class TrainingRunner {
       bus,
       logger,
       modelDirOf: (id) => baseModels.get(id)?.dir ?? null,
-      maxAttempts: this.attempts,
       threads: this.deps.threads,
     });
     const worker = await this.deps.queue.startWorker(handler, { concurrency });

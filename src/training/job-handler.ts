@@ -104,8 +104,6 @@ export interface TrainingJobHandlerDeps {
   /** The HF directory of a registered base model, or null when this process does not know it. */
   modelDirOf(baseModelId: string): string | null;
   logger: Logger;
-  /** The tries the queue gives a job (enqueue `attempts`): the last transient failure marks it FAILED. */
-  maxAttempts: number;
   /** Checkpoint every N steps unless the job's hyperparameters say otherwise. Default 10. */
   checkpointEvery?: number;
   /** Loss points kept in SQL (the newest). Default 1000. */
@@ -156,7 +154,7 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
     if (current) await publish(progressEventOf(current));
   };
 
-  return async ({ payload, attempt, signal }) => {
+  return async ({ payload, attempt, finalAttempt, signal }) => {
     const jobId = payload.jobId;
     const log = logger.child({ jobId, attempt });
     const job = await repos.trainingJobs.findById(ALL, jobId);
@@ -259,9 +257,9 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
         await finish(jobId, 'CANCELLED', null);
         return;
       }
+      await store.clear().catch((err: unknown) => log.warn({ err }, 'could not delete checkpoints'));
       const done = await repos.trainingJobs.findById(ALL, jobId);
       if (done) await publish(progressEventOf(done, `registered version ${version.version}`));
-      await store.clear().catch((err: unknown) => log.warn({ err }, 'could not delete checkpoints'));
       log.info({ versionId: version.id, version: version.version }, 'training job succeeded');
     } catch (err) {
       await chain;
@@ -269,20 +267,25 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
       const cancelled =
         (reason as { name?: string } | null)?.name === 'JobCancelledError' ||
         (await repos.trainingJobs.findById(ALL, jobId))?.status === 'CANCELLED';
+      const dropCheckpoints = () =>
+        store.clear().catch((e: unknown) => log.warn({ err: e }, 'could not delete checkpoints'));
       if (cancelled) {
         log.info('training job cancelled');
         await finish(jobId, 'CANCELLED', null);
+        await dropCheckpoints();
         return;
       }
       if (reason !== null) throw reason; // worker shutdown or lost lock: the job runs again elsewhere
       if (isBadInput(err)) {
         log.info({ err: errorMessage(err) }, 'training job failed on bad input');
         await finish(jobId, 'FAILED', errorMessage(err));
+        await dropCheckpoints();
         throw new UnrecoverableJobError(errorMessage(err), { cause: err });
       }
-      if (attempt >= deps.maxAttempts) {
+      if (finalAttempt) {
         log.error({ err }, 'training job failed after its last attempt');
         await finish(jobId, 'FAILED', errorMessage(err));
+        await dropCheckpoints();
         throw new UnrecoverableJobError(errorMessage(err), { cause: err });
       }
       log.warn({ err }, 'training attempt failed; the queue retries it');

@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openDatabase, type DatabaseConfig, type Db } from '../../src/db/database.js';
+import {
+  openDatabase,
+  type DatabaseConfig,
+  type Db,
+  type OpenDatabaseOptions,
+} from '../../src/db/database.js';
 
 export const DB_KINDS = ['sqlite', 'postgres'] as const;
 export type DbKind = (typeof DB_KINDS)[number];
@@ -50,9 +55,12 @@ export async function createTestDatabaseConfig(
   };
 }
 
-export async function openTestDatabase(kind: DbKind): Promise<TestDatabase> {
+export async function openTestDatabase(
+  kind: DbKind,
+  options: OpenDatabaseOptions = {},
+): Promise<TestDatabase> {
   const { config, drop } = await createTestDatabaseConfig(kind);
-  const db = await openDatabase(config, { maxConnections: 4 });
+  const db = await openDatabase(config, { maxConnections: 4, ...options });
   return {
     config,
     db,

@@ -378,6 +378,29 @@ describe.each<Backend>(['sqlite+fs', 'postgres+s3'])('control plane on %s', (bac
     ).toEqual(['NOT_FOUND']);
   });
 
+  it('imports adapter weights through a presigned upload, consuming the upload', async () => {
+    const other = makePeftAdapter({ seed: 3 });
+    const up = (
+      await ok(
+        h,
+        A.key,
+        'mutation($i: CreateAdapterUploadInput!) { createAdapterUpload(input: $i) { id url headers } }',
+        {
+          i: { sizeBytes: other.weights.byteLength },
+        },
+      )
+    ).createAdapterUpload;
+    const put = await fetch(up.url, { method: 'PUT', headers: up.headers, body: other.weights });
+    expect(put.status).toBeLessThan(300);
+    const input = { adapterId: ids.adapter, adapterConfig: other.adapterConfig, uploadId: up.id };
+    const v = (await ok(h, A.key, IMPORT, { input })).importAdapterVersion;
+    // Version 2 was deleted above, so its number is free again (ids are never reused).
+    expect(v).toMatchObject({ version: 2, sha256: sha256(other.weights) });
+    expect(v.id).not.toBe(ids.v2);
+    expect(await codes(h, A.key, IMPORT, { input })).toEqual(['NOT_FOUND']);
+    expect(await codes(h, B.key, IMPORT, { input: { ...input, adapterId: 'ada_x' } })).toEqual(['NOT_FOUND']);
+  });
+
   it('the other customer sees none of it', async () => {
     const d = await ok(
       h,

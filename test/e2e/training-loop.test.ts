@@ -185,15 +185,14 @@ describe('training jobs on the in-process queue', () => {
       bus,
       logger,
       modelDirOf: (id) => s.baseModels.get(id)?.dir ?? null,
-      maxAttempts: 3,
       threads: 2,
     });
     const signal = new AbortController().signal;
     // A duplicate delivery of a finished job is a no-op …
-    await handler({ id: ids.job, payload: { jobId: ids.job }, attempt: 2, signal });
+    await handler({ id: ids.job, payload: { jobId: ids.job }, attempt: 2, finalAttempt: false, signal });
     // … and a job that really runs twice (its status still RUNNING, e.g. a lost lock) keeps the first version.
     await s.repos.trainingJobs.update(ids.job, ['SUCCEEDED'], { status: 'RUNNING', resultVersionId: null });
-    await handler({ id: ids.job, payload: { jobId: ids.job }, attempt: 3, signal });
+    await handler({ id: ids.job, payload: { jobId: ids.job }, attempt: 3, finalAttempt: false, signal });
     const job = await s.trainingJobs.get(alice, ids.job);
     expect({ status: job.status, resultVersionId: job.resultVersionId }).toEqual({
       status: 'SUCCEEDED',
@@ -265,6 +264,48 @@ describe('training jobs on the in-process queue', () => {
     expect(await queue.getState(job.id)).toBe('failed');
   });
 
+  it('a transient storage error is retried with backoff, then the job succeeds', async () => {
+    let failures = 0;
+    // The real store, failing its first read of a dataset the way a flaky S3 connection does.
+    const flaky = Object.create(s.blobs) as typeof s.blobs;
+    flaky.get = async (key: string) => {
+      if (key.includes('/datasets/') && failures === 0) {
+        failures++;
+        throw new Error('socket hang up');
+      }
+      return s.blobs.get(key);
+    };
+    const q = new InProcessJobQueue<TrainingJobPayload>({ backoffMs: 200 });
+    const r = new TrainingRunner({
+      repos: s.repos,
+      blobs: flaky,
+      baseModels: s.baseModels,
+      queue: q,
+      bus,
+      logger,
+      threads: 2,
+    });
+    await r.startWorker(1);
+    try {
+      const job = await r.startTraining(alice, {
+        adapterId: ids.adapter,
+        datasetId: ids.dataset,
+        hyperparameters: factsHyperparameters(2),
+      });
+      const done = await waitFor('SUCCEEDED', async () => {
+        const j = await s.trainingJobs.get(alice, job.id);
+        return j.status === 'SUCCEEDED' ? j : null;
+      });
+      expect({ failures, attempts: done.attempts }).toEqual({ failures: 1, attempts: 2 });
+      expect(
+        new Date(done.finishedAt!).getTime() - new Date(done.startedAt!).getTime(),
+      ).toBeGreaterThanOrEqual(200);
+    } finally {
+      await r.close({ timeoutMs: 1000 });
+      await q.close();
+    }
+  });
+
   it('the concurrent-job quota and the start-up reconciler', async () => {
     const quotaInput = {
       adapterId: ids.adapter,
@@ -291,6 +332,6 @@ describe('training jobs on the in-process queue', () => {
       );
     }
     const versions = await s.adapters.versionsOf(alice, [ids.adapter]);
-    expect(versions.map((v) => v.version)).toEqual([1, 2, 3]);
+    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4]);
   });
 });

@@ -11,7 +11,10 @@ import { makeTinyModel } from '../../src/engine/builtin-model.js';
 import { loadCheckpoint } from '../../src/engine/formats/checkpoint.js';
 import { LINEAR_MODULES, weightName } from '../../src/engine/formats/hf-config.js';
 import { loraDelta } from '../../src/engine/formats/peft.js';
+import { buildLlamaGraph } from '../../src/engine/nn/llama.js';
 import { ReferenceModel } from '../../src/engine/nn/reference.js';
+import { prepareWeights } from '../../src/engine/nn/weights.js';
+import { EngineSession } from '../../src/engine/onnx/session.js';
 import { Engine } from '../../src/inference/engine.js';
 import { LoadedModel } from '../../src/inference/model.js';
 import { HAVE_STORIES, STORIES_DIR, randomAdapter, randomCheckpoint } from '../engine/nn/fixtures.js';
@@ -43,6 +46,34 @@ describe.skipIf(!HAVE_STORIES)('stories260k', () => {
     });
     const ckpt = await loadCheckpoint(STORIES_DIR);
     expect(new ReferenceModel(ckpt.config, ckpt.tensors).greedy([1], 30)).toEqual(STORIES_GREEDY_30);
+  });
+
+  it('KV-cache decoding equals full recomputation (prefill graph over the whole sequence each step)', async () => {
+    const ckpt = await loadCheckpoint(STORIES_DIR);
+    const { graph } = buildLlamaGraph(ckpt.config, prepareWeights(ckpt), {
+      phase: 'prefill',
+      logits: 'last',
+    });
+    const s = await EngineSession.create(graph, { threads: 1 });
+    const seq = [1];
+    for (let i = 0; i < 20; i++) {
+      const n = seq.length;
+      const ids = BigInt64Array.from(seq, (x) => BigInt(x));
+      const out = await s.run(
+        {
+          input_ids: { dtype: 'int64', shape: [1, n], data: ids },
+          position_ids: { dtype: 'int64', shape: [1, n], data: BigInt64Array.from(seq, (_, j) => BigInt(j)) },
+          attention_mask: { dtype: 'int64', shape: [1, n], data: new BigInt64Array(n).fill(1n) },
+        },
+        ['logits'],
+      );
+      const logits = out.logits!.data as Float32Array;
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+      seq.push(best);
+    }
+    await s.release();
+    expect(seq.slice(1)).toEqual(STORIES_GREEDY_30.slice(0, 20));
   });
 
   it('merged == side-loaded == an independent merge (greedy tokens)', async () => {
