@@ -2,7 +2,7 @@
 // PostgreSQL + S3 (moto): customers, keys, datasets (inline, broken, chat, presigned), PEFT import +
 // alias, refused adapters leave nothing behind, tenant isolation (an IDOR table), key revocation.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapterPrefix } from '../../src/storage/keys.js';
 import {
   ADMIN_KEY,
@@ -16,9 +16,6 @@ import {
   type Loose,
 } from './harness.js';
 
-// Node loads graphql's CJS build for Apollo and type-graphql; make our sources (vite resolves them to the
-// ESM build) use that same real instance, as they do in production. See src/resolvers/graphql-runtime.ts.
-vi.mock('graphql', async () => (await import('node:module')).createRequire(import.meta.url)('graphql'));
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 

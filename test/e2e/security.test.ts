@@ -1,11 +1,9 @@
 // The API's guards through HTTP and WebSocket against the real server: CSRF prevention, depth/alias/page-size
 // bombs refused before execution, graphql-ws authentication at connect, per-key rate limiting, and
 // introspection off in production. Storage/database independent, so SQLite + directory store only.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, codes, gql, ok, startHarness, wsClient, type Harness } from './harness.js';
 
-// Same graphql instance as Node gives Apollo/type-graphql (see control-plane.test.ts).
-vi.mock('graphql', async () => (await import('node:module')).createRequire(import.meta.url)('graphql'));
 
 describe('API guards', () => {
   let h: Harness;

@@ -2,11 +2,10 @@
 // routes, oversized bodies (413 before parsing), and a clean close.
 import { statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAdminKey } from '../../src/main.js';
 import { ok, startHarness, type Harness } from './harness.js';
 
-vi.mock('graphql', async () => (await import('node:module')).createRequire(import.meta.url)('graphql'));
 
 describe('server', () => {
   let h: Harness;

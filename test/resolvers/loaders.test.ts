@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
 import { createContext } from '../../src/resolvers/context.js';
 import { graphql } from '../../src/resolvers/graphql-runtime.js';
@@ -16,7 +16,6 @@ import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
 import { makePeftAdapter } from '../e2e/harness.js';
 
-vi.mock('graphql', async () => (await import('node:module')).createRequire(import.meta.url)('graphql'));
 
 describe('DataLoaders', () => {
   let t: TestDatabase;

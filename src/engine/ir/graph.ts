@@ -119,13 +119,22 @@ export class Graph {
     return this.op(kind, inputs, attrs, options)[0]!;
   }
 
-  /** Marks `v` as a graph output named `name` (an identity node is added when the name differs). */
+  /**
+   * Marks `v` as a graph output named `name`. A node value not yet an output is renamed in place (an ONNX
+   * Identity would copy the tensor on every run); otherwise an identity node carries the new name.
+   */
   output(v: Value, name?: string): Value {
     let out = v;
     if (name !== undefined && name !== v.name) {
       if (this.names.has(name)) throw new IrShapeError(`duplicate value name ${name}`);
-      out = this.op1('identity', [v], {}, { name });
-      if (out.name !== name) throw new IrShapeError(`output name ${name} taken`);
+      if (v.source === 'node' && !this.outputs.includes(v)) {
+        this.names.delete(v.name);
+        this.names.add(name);
+        (v as { name: string }).name = name;
+      } else {
+        out = this.op1('identity', [v], {}, { name });
+        if (out.name !== name) throw new IrShapeError(`output name ${name} taken`);
+      }
     }
     this.outputs.push(out);
     return out;

@@ -93,7 +93,10 @@ export type OpKind = (typeof OP_KINDS)[number];
 
 export type ValueSource = 'input' | 'initializer' | 'node';
 
-/** An SSA value. Identity is the object (and its unique `name`); never mutated after creation. */
+/**
+ * An SSA value. Identity is the object; its unique `name` changes only when `Graph.output` names a node
+ * value (so key maps by object, not by name). Shape and dtype never change.
+ */
 export interface Value {
   readonly id: number;
   readonly name: string;

@@ -1,5 +1,5 @@
 /**
- * GraphQL shapes of generation (PRODUCT.md): `GenerateInput`, `Generation`, `GenerationChunk`, `Usage` and
+ * GraphQL shapes of generation (PRODUCT.md): `GenerateInput`, `Generation`, `GenerationChunk`, `GenerationUsage`,
  * the `AdapterMode` / `FinishReason` enums. Shapes only: reference resolution, limits and usage counting are
  * src/services/generation.ts; the resolver is src/resolvers/generation-resolver.ts.
  */
@@ -59,8 +59,9 @@ export class GenerateInput {
   mode?: keyof typeof AdapterModeEnum | null;
 }
 
-@ObjectType('Usage')
-export class UsageType {
+// Named GenerationUsage: `Usage` is the customer's monthly counter type (src/resolvers/types/customer.ts).
+@ObjectType('GenerationUsage', { description: 'Tokens of one generation.' })
+export class GenerationUsageType {
   @Field(() => Int)
   promptTokens!: number;
 
@@ -79,8 +80,8 @@ export class GenerationType {
   @Field(() => FinishReasonEnum)
   finishReason!: keyof typeof FinishReasonEnum;
 
-  @Field(() => UsageType)
-  usage!: UsageType;
+  @Field(() => GenerationUsageType)
+  usage!: GenerationUsageType;
 
   @Field(() => AdapterVersionType, { nullable: true })
   adapterVersion!: AdapterVersionType | null;

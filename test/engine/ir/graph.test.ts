@@ -55,12 +55,17 @@ describe('Graph shape rules', () => {
     const x = g.input('x', 'float32', [3]);
     const y = g.add(x, x);
     const out = g.output(y, 'y');
+    // A node value is renamed in place (no Identity copy); naming it again needs an identity node.
+    expect(out).toBe(y);
     expect(out.name).toBe('y');
     expect(g.outputs).toEqual([out]);
     const z = g.mul(y, g.scalar(2));
     g.output(z);
     expect(g.outputs.map((o) => o.name)).toEqual(['y', z.name]);
-    expect(g.consumers(y).map((n) => n.kind)).toEqual(['identity', 'mul']);
+    expect(g.consumers(y).map((n) => n.kind)).toEqual(['mul']);
+    const again = g.output(y, 'y2');
+    expect([again.name, again.producer?.kind]).toEqual(['y2', 'identity']);
+    expect(() => g.output(z, 'y')).toThrow(/duplicate/);
     expect(y.producer?.inputs).toEqual([x, x]);
   });
 });
