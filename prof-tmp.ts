@@ -23,7 +23,7 @@ const ckpt = await loadCheckpoint(dir);
 rss('loaded');
 const w = prepareWeights(ckpt, { quantize: q });
 rss('prepared');
-const tg = buildTrainGraph(ckpt.config, w, { rank: 8, scale: 2, modules: LINEAR_MODULES, dropout: 0.05, gradientCheckpointing: process.env.CK !== '0' });
+const tg = buildTrainGraph(ckpt.config, w, { rank: 8, scale: 2, modules: LINEAR_MODULES, dropout: Number(process.env.DROP ?? 0.05), gradientCheckpointing: process.env.CK !== '0' });
 rss('graph');
 const bytes = emitOnnx(tg.graph);
 rss(`emitted ${(bytes.length / 2 ** 20).toFixed(0)} MiB`);
@@ -37,5 +37,7 @@ feeds.loss_weights = new ort.Tensor('float32', new Float32Array(B * T).fill(1 / 
 for (const p of tg.params) { feeds[p.aInput] = new ort.Tensor('float32', new Float32Array(8 * p.inFeatures).fill(0.01), [8, p.inFeatures]); feeds[p.bInput] = new ort.Tensor('float32', new Float32Array(8 * p.outFeatures).fill(0.01), [p.outFeatures, 8]); }
 for (const d of tg.dropoutInputs) feeds[d.name] = new ort.Tensor('bool', new Uint8Array(B * T * d.width).fill(1), [B, T, d.width]);
 const outs = ['loss', ...tg.params.flatMap((p) => [p.aGrad, p.bGrad])];
-for (let k = 0; k < 3; k++) { const t0 = performance.now(); await s.run(feeds, outs); rss(`step ${k} ${(performance.now() - t0).toFixed(0)} ms`); }
+let peak = 0; const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 2);
+for (let k = 0; k < 3; k++) { const t0 = performance.now(); await s.run(feeds, outs); rss(`step ${k} ${(performance.now() - t0).toFixed(0)} ms peak ${(peak / 2 ** 20).toFixed(0)}`); }
+clearInterval(timer);
 if (process.env.PROF === '1') { s.endProfiling(); await s.release(); }

@@ -5,7 +5,7 @@
  * `node --import tsx bench/decode.ts --preset 100m --quantize int4 --batch 1 [--steps 16] [--threads N]`.
  */
 import type { Quantization } from '../src/engine/nn/weights.js';
-import { measureGemvBandwidth } from './ceilings.js';
+import { openGemvProbe } from './lib/gemv-probe.js';
 import { benchArgs, emitResult } from './lib/args.js';
 import { benchCheckpoint, type Preset } from './lib/bench-model.js';
 import { buildSession, peakRssMiB, timeDecode } from './lib/timing.js';
@@ -21,12 +21,17 @@ const ckpt = benchCheckpoint(preset);
 const built = await buildSession(ckpt, quantize, { threads });
 // Keep only what the loop needs: the JS weights are garbage once ORT holds its copy.
 ckpt.tensors.clear();
-// The ceiling is measured in this process, right before and after, with the same threads: on a shared
-// machine the load drifts, and a ratio of two numbers taken minutes apart would mean little.
-const gemvBefore = await measureGemvBandwidth({ mib: 512, threads: threads ?? undefined });
-const { msPerStep } = await timeDecode(ckpt, built.session, { batch, steps, promptLen: 16 });
-const gemvAfter = await measureGemvBandwidth({ mib: 512, threads: threads ?? undefined });
-const gemvBytesPerSecond = (gemvBefore.bytesPerSecond + gemvAfter.bytesPerSecond) / 2;
+// The ceiling is measured in this process, one GEMV pass before each decode step: on a shared machine the
+// load drifts, and alternating makes both numbers see the same load.
+const probe = await openGemvProbe({ mib: 512, threads });
+const { msPerStep, betweenMs } = await timeDecode(ckpt, built.session, {
+  batch,
+  steps,
+  promptLen: 16,
+  between: () => probe.run(),
+});
+await probe.release();
+const gemvBytesPerSecond = probe.bytes / (betweenMs / 1000);
 const rooflineTokensPerSecond = (batch * gemvBytesPerSecond) / built.bytesPerStep;
 emitResult({
   bench: 'decode',

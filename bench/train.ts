@@ -3,7 +3,7 @@
  * rank-8 LoRA on all seven projections at sequence length 256, NF4 base vs fp32 base, each in its own process
  * so peak RSS is its own. Reports tokens/s, achieved FLOP/s against the fp32 MatMul peak measured in the same
  * run (bench/ceilings.ts), bits per base parameter, and peak RSS against the fp32 model size.
- * Run: `node --import tsx bench/train.ts` (≈ 2–3 min on 2 cores). Results: docs/PERFORMANCE.md, "Training".
+ * Gradient checkpointing on (the default) and off. Run: `node --import tsx bench/train.ts` (≈ 3–4 min, 2 cores). Results: docs/PERFORMANCE.md, "Training".
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -69,6 +69,8 @@ function flopsPerToken(): number {
 
 interface ChildResult {
   quantize: string;
+  checkpointing: boolean;
+  rssAtStartBytes: number;
   tokensPerSecond: number;
   stepSeconds: number;
   peakRssBytes: number;
@@ -76,7 +78,12 @@ interface ChildResult {
   bits: number;
 }
 
-async function child(modelDir: string, quantize: 'nf4' | 'none', threads: number): Promise<void> {
+async function child(
+  modelDir: string,
+  quantize: 'nf4' | 'none',
+  checkpointing: boolean,
+  threads: number,
+): Promise<void> {
   const rows = Array.from({ length: BATCH * (WARMUP_STEPS + MEASURED_STEPS) }, (_, i) => ({
     // 254 bytes + BOS + EOS = 256 inputs after the shift.
     text: Array.from({ length: SEQ - 1 }, (_, k) => String.fromCharCode(97 + ((i * 7 + k * 13) % 26))).join(
@@ -101,6 +108,8 @@ async function child(modelDir: string, quantize: 'nf4' | 'none', threads: number
   const measured = (stamps.at(-1)! - stamps[WARMUP_STEPS - 1]!) / 1000 / MEASURED_STEPS;
   const result: ChildResult = {
     quantize,
+    checkpointing,
+    rssAtStartBytes: metrics.rssAtStartBytes,
     tokensPerSecond: (BATCH * SEQ) / measured,
     stepSeconds: measured,
     peakRssBytes: metrics.peakRssBytes,
@@ -112,8 +121,8 @@ async function child(modelDir: string, quantize: 'nf4' | 'none', threads: number
 
 async function main(): Promise<void> {
   const threads = Number(process.env.THREADS ?? defaultThreads());
-  const [, , mode, modelDir, quantize] = process.argv;
-  if (mode === '--child') return child(modelDir!, quantize as 'nf4' | 'none', threads);
+  const [, , mode, modelDir, quantize, ckpt] = process.argv;
+  if (mode === '--child') return child(modelDir!, quantize as 'nf4' | 'none', ckpt === 'on', threads);
 
   const dir = await mkdtemp(join(tmpdir(), 'dg-bench-train-'));
   try {
@@ -128,7 +137,7 @@ async function main(): Promise<void> {
         env: process.env,
       });
       const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (!line) throw new Error(`child ${q} failed: ${r.stderr.slice(-2000)}`);
+      if (!line) throw new Error(`child ${q}/${ck} failed: ${r.stderr.slice(-2000)}`);
       results.push(JSON.parse(line.slice(7)) as ChildResult);
     }
     const fpt = flopsPerToken();
@@ -140,11 +149,13 @@ async function main(): Promise<void> {
     printTable(
       results.map((r) => ({
         base: r.quantize === 'none' ? 'fp32' : r.quantize,
+        'grad ckpt': r.checkpointing ? 'on' : 'off',
         'bits/param': r.bits,
         'step s': r.stepSeconds,
         'tokens/s': Math.round(r.tokensPerSecond),
         'GFLOP/s': (r.tokensPerSecond * fpt) / 1e9,
         'of peak': `${((100 * r.tokensPerSecond * fpt) / peak.flops).toFixed(0)}%`,
+        'RSS at start MiB': Math.round(r.rssAtStartBytes / 2 ** 20),
         'peak RSS MiB (steps)': Math.round(r.peakRssBytes / 2 ** 20),
         'vs fp32 model': `${((100 * r.peakRssBytes) / fp32Bytes).toFixed(0)}%`,
         'max RSS MiB (incl. load)': Math.round(r.maxRssBytes / 2 ** 20),

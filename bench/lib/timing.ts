@@ -48,8 +48,15 @@ function median(xs: number[]): number {
 export async function timeDecode(
   ckpt: Checkpoint,
   session: EngineSession,
-  opts: { batch: number; steps: number; promptLen: number; adapters?: LoraAdapter[] },
-): Promise<{ msPerStep: number; prefillMs: number }> {
+  opts: {
+    batch: number;
+    steps: number;
+    promptLen: number;
+    adapters?: LoraAdapter[];
+    /** Called between steps (an interleaved ceiling probe); its ms are returned as `betweenMs`. */
+    between?: () => Promise<number>;
+  },
+): Promise<{ msPerStep: number; prefillMs: number; betweenMs: number }> {
   const { batch, steps, promptLen } = opts;
   const V = ckpt.config.vocabSize;
   const adapters = opts.adapters ?? [];
@@ -63,13 +70,19 @@ export async function timeDecode(
   await dec.prefill();
   const prefillMs = performance.now() - t0;
   const times: number[] = [];
+  const between: number[] = [];
   for (let s = 0; s < steps; s++) {
+    if (opts.between) between.push(await opts.between());
     const t = performance.now();
     await dec.step(rows.map((_, b) => (b * 7 + s * 13 + 3) % V));
     times.push(performance.now() - t);
   }
   // The first two steps warm ORT's allocations.
-  return { msPerStep: times.length > 2 ? median(times.slice(2)) : NaN, prefillMs };
+  return {
+    msPerStep: times.length > 2 ? median(times.slice(2)) : NaN,
+    prefillMs,
+    betweenMs: between.length > 2 ? median(between.slice(2)) : NaN,
+  };
 }
 
 /** Median ms of a full prefill (fresh cache each time). */

@@ -20,7 +20,7 @@ const USAGE = `usage: deltagate train --model DIR --data FILE.jsonl --out DIR [o
   --rank R (8)  --alpha A (16)  --dropout P (0.05)  --target-modules q_proj,k_proj,... (all seven)
   --epochs E (3)  --lr LR (2e-4)  --batch-size B (4)  --grad-accum G (1)  --max-seq-len L (512)
   --warmup-ratio W (0.03)  --weight-decay D (0)  --max-grad-norm N (1)  --validation-split F
-  --quantize nf4|int4|none (nf4)  --seed S (0)  --threads N
+  --quantize nf4|int4|none (nf4)  --gradient-checkpointing on|off (on)  --seed S (0)  --threads N
   --checkpoint-every N (checkpoints go to OUT/checkpoints)  --resume DIR (a checkpoints directory)`;
 
 const FORMATS: Record<string, DatasetFormat> = {
@@ -82,6 +82,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
       continue;
     }
     switch (flag) {
+      case '--gradient-checkpointing':
+        if (v !== 'on' && v !== 'off')
+          return { error: `--gradient-checkpointing must be on or off, got ${JSON.stringify(v)}` };
+        o.gradientCheckpointing = v === 'on';
+        break;
       case '--model':
         model = v;
         break;

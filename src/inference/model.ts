@@ -88,8 +88,11 @@ export class LoadedModel {
     if (kind.mode !== 'merged') {
       let s = this.sessions.get(kind.mode);
       if (!s) {
-        s = this.create(this.weights(), kind.mode === 'sideload');
-        this.sessions.set(kind.mode, s);
+        const created = this.create(this.weights(), kind.mode === 'sideload');
+        // A failed build is not cached: the next request tries again.
+        created.catch(() => this.sessions.delete(kind.mode));
+        this.sessions.set(kind.mode, created);
+        s = created;
       }
       return s;
     }
@@ -108,6 +111,7 @@ export class LoadedModel {
       int4AccuracyLevel: this.options.int4AccuracyLevel,
     });
     const s = this.create(weights, false);
+    s.catch(() => this.merged.delete(kind.adapter));
     this.merged.set(kind.adapter, s);
     const max = this.options.maxMergedSessions ?? 2;
     while (this.merged.size > max) {

@@ -52,6 +52,8 @@ export interface TrainingOptions {
   evalEvery?: number;
   /** Continue from the store's latest checkpoint when there is one (default false). */
   resume?: boolean;
+  /** Recompute activations in the backward instead of keeping them (default true, as QLoRA does). */
+  gradientCheckpointing?: boolean;
   /** ORT intra-op threads (default: ORT's choice). */
   threads?: number;
 }
@@ -78,6 +80,7 @@ export const TRAINING_DEFAULTS = {
   seed: 0,
   checkpointEvery: 0,
   resume: false,
+  gradientCheckpointing: true,
 } as const satisfies Partial<TrainingOptions>;
 
 function need(cond: boolean, message: string): void {

@@ -27,6 +27,7 @@ import { TrainingCancelledError, TrainingDataError, TrainingOptionsError } from 
 import { resolveOptions, type ResolvedOptions, type TrainingOptions } from './options.js';
 import { deriveSeed, Rng } from './random.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
+import { peakRssBytes, resetPeakRss } from './peak-memory.js';
 import { buildTrainGraph, LOSS_OUTPUT, type TrainGraph } from './train-graph.js';
 
 export interface StepEvent {
@@ -70,10 +71,15 @@ export interface TrainingMetrics {
   /** Real (non-padding) tokens through forward + backward per second of step time, this process. */
   tokensPerSecond: number;
   trainTokens: number;
-  /** Highest RSS sampled during the steps (after the weights are loaded). */
+  /** Peak RSS while training (kernel high-water mark reset after the model is loaded; Linux). */
   peakRssBytes: number;
-  /** The process's lifetime peak RSS (includes loading the fp32 checkpoint). */
+  /** Whether peakRssBytes covers the steps only (false: it is the process's lifetime peak). */
+  peakRssStepsOnly: boolean;
+  /** The process's lifetime peak RSS (includes loading and quantizing the fp32 checkpoint). */
   maxRssBytes: number;
+  /** RSS when the steps began: the loaded session, before any activation. */
+  rssAtStartBytes: number;
+  gradientCheckpointing: boolean;
   /** Stored bits per parameter of the frozen linear weights (NF4: codes + double-quantized absmax). */
   bitsPerBaseParameter: number;
   quantize: ResolvedOptions['quantize'];
@@ -224,6 +230,7 @@ async function openBase(o: ResolvedOptions): Promise<OpenBase> {
     scale: o.alpha / o.rank,
     modules: o.targetModules,
     dropout: o.dropout,
+    gradientCheckpointing: o.gradientCheckpointing,
   });
   const session = await EngineSession.create(tg.graph, o.threads === undefined ? {} : { threads: o.threads });
   const name = ckpt.rawConfig._name_or_path;
@@ -345,7 +352,9 @@ export async function runTraining(
 
     let tokensNow = 0;
     let stepSeconds = 0;
-    let peakRss = process.memoryUsage.rss();
+    const maxRssAtLoad = peakRssBytes();
+    const rssAtStart = process.memoryUsage.rss();
+    const stepsOnly = resetPeakRss();
     let epochPlan = null as { epoch: number; batches: number[][] } | null;
     const startStep = step;
 
@@ -390,7 +399,6 @@ export async function runTraining(
       step += 1;
       tokensNow += tokens;
       stepSeconds += (performance.now() - t0) / 1000;
-      peakRss = Math.max(peakRss, process.memoryUsage.rss());
       lossHistory.push({ step, loss, learningRate: lr });
       const perStep = stepSeconds / (step - startStep);
       hooks.onProgress?.({
@@ -437,8 +445,11 @@ export async function runTraining(
       evalLoss: evalHistory.at(-1)?.loss ?? null,
       tokensPerSecond: stepSeconds > 0 ? tokensNow / stepSeconds : 0,
       trainTokens: tokensBefore + tokensNow,
-      peakRssBytes: peakRss,
-      maxRssBytes: process.resourceUsage().maxRSS * 1024,
+      peakRssBytes: peakRssBytes(),
+      peakRssStepsOnly: stepsOnly,
+      maxRssBytes: Math.max(maxRssAtLoad, process.resourceUsage().maxRSS * 1024),
+      rssAtStartBytes: rssAtStart,
+      gradientCheckpointing: o.gradientCheckpointing,
       bitsPerBaseParameter: bits,
       quantize: o.quantize,
       trainableParameters: [...params.values()].reduce((s, p) => s + p.length, 0),

@@ -3,10 +3,12 @@
  * `max(version) + 1` guarded by UNIQUE (adapter_id, version): a concurrent insert loses with a unique
  * violation and the service retries. Files live in blob storage under `blob_prefix` (PEFT layout).
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso, toNumber } from '../database.js';
 import { newId } from '../ids.js';
-import { parseJson, type Scope } from './scope.js';
+import type { AdapterVersionsTable } from '../schema.js';
+import { inScope, parseJson, type Scope } from './scope.js';
 
 export interface StoredFile {
   name: string;
@@ -32,22 +34,8 @@ export interface AdapterVersion {
   createdAt: string;
 }
 
-export interface NewAdapterVersion {
-  id: string;
-  adapterId: string;
-  customerId: string;
-  version: number;
-  sha256: string;
-  sizeBytes: number;
-  rank: number;
-  alpha: number;
-  targetModules: string[];
-  metrics: Record<string, unknown> | null;
-  files: StoredFile[];
-  trainingJobId: string | null;
-  datasetId: string | null;
-  blobPrefix: string;
-}
+/** Everything but the creation time, which the repository stamps. */
+export type NewAdapterVersion = Omit<AdapterVersion, 'createdAt'>;
 
 export interface AdapterAlias {
   adapterId: string;
@@ -57,23 +45,7 @@ export interface AdapterAlias {
   updatedAt: string;
 }
 
-type Row = {
-  id: string;
-  adapter_id: string;
-  customer_id: string;
-  version: number;
-  sha256: string;
-  size_bytes: number | string;
-  rank: number;
-  alpha: number;
-  target_modules: string;
-  metrics: string | null;
-  files: string;
-  training_job_id: string | null;
-  dataset_id: string | null;
-  blob_prefix: string;
-  created_at: string;
-};
+type Row = Selectable<AdapterVersionsTable>;
 
 function toVersion(r: Row): AdapterVersion {
   return {
@@ -135,30 +107,34 @@ export class AdapterVersionsRepository {
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<AdapterVersion | null> {
-    let q = db.selectFrom('adapter_versions').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('adapter_versions')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toVersion(r) : null;
   }
 
   async findByIds(scope: Scope, ids: readonly string[]): Promise<AdapterVersion[]> {
     if (ids.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('adapter_versions')
       .selectAll()
-      .where('id', 'in', [...ids]);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map(toVersion);
+      .where('id', 'in', [...ids])
+      .$call(inScope(scope))
+      .execute();
+    return rows.map(toVersion);
   }
 
   async findByNumber(scope: Scope, adapterId: string, version: number): Promise<AdapterVersion | null> {
-    let q = this.db
+    const r = await this.db
       .selectFrom('adapter_versions')
       .selectAll()
       .where('adapter_id', '=', adapterId)
-      .where('version', '=', version);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+      .where('version', '=', version)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toVersion(r) : null;
   }
 
@@ -174,20 +150,24 @@ export class AdapterVersionsRepository {
   /** All versions of the given adapters, ascending by number (for DataLoader batching). */
   async listByAdapters(scope: Scope, adapterIds: readonly string[]): Promise<AdapterVersion[]> {
     if (adapterIds.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('adapter_versions')
       .selectAll()
       .where('adapter_id', 'in', [...adapterIds])
+      .$call(inScope(scope))
       .orderBy('adapter_id')
-      .orderBy('version');
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map(toVersion);
+      .orderBy('version')
+      .execute();
+    return rows.map(toVersion);
   }
 
   async delete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
-    let q = db.deleteFrom('adapter_versions').where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return Number((await q.executeTakeFirst()).numDeletedRows) === 1;
+    const res = await db
+      .deleteFrom('adapter_versions')
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
   }
 
   // --- aliases ---
@@ -212,14 +192,15 @@ export class AdapterVersionsRepository {
 
   async listAliases(scope: Scope, adapterIds: readonly string[]): Promise<AdapterAlias[]> {
     if (adapterIds.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('adapter_aliases')
       .selectAll()
       .where('adapter_id', 'in', [...adapterIds])
+      .$call(inScope(scope))
       .orderBy('adapter_id')
-      .orderBy('alias');
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map((r) => ({
+      .orderBy('alias')
+      .execute();
+    return rows.map((r) => ({
       adapterId: r.adapter_id,
       alias: r.alias,
       versionId: r.version_id,

@@ -3,10 +3,12 @@
  * customer generates with. Versions and aliases live in adapter-versions.ts; the name/quota rules in
  * src/services/adapters.ts.
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso } from '../database.js';
 import { newId } from '../ids.js';
-import { toPage, type Page, type PageArgs, type Scope } from './scope.js';
+import type { AdaptersTable } from '../schema.js';
+import { inScope, pageById, type Page, type PageArgs, type Scope } from './scope.js';
 
 export interface Adapter {
   id: string;
@@ -17,14 +19,7 @@ export interface Adapter {
   createdAt: string;
 }
 
-type Row = {
-  id: string;
-  customer_id: string;
-  name: string;
-  base_model_id: string;
-  description: string | null;
-  created_at: string;
-};
+type Row = Selectable<AdaptersTable>;
 
 function toAdapter(r: Row): Adapter {
   return {
@@ -58,20 +53,24 @@ export class AdaptersRepository {
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<Adapter | null> {
-    let q = db.selectFrom('adapters').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('adapters')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toAdapter(r) : null;
   }
 
   async findByIds(scope: Scope, ids: readonly string[]): Promise<Adapter[]> {
     if (ids.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('adapters')
       .selectAll()
-      .where('id', 'in', [...ids]);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map(toAdapter);
+      .where('id', 'in', [...ids])
+      .$call(inScope(scope))
+      .execute();
+    return rows.map(toAdapter);
   }
 
   /** Names are unique per customer, so a name lookup needs the customer. */
@@ -86,14 +85,7 @@ export class AdaptersRepository {
   }
 
   async list(scope: Scope, page: PageArgs): Promise<Page<Adapter>> {
-    let q = this.db
-      .selectFrom('adapters')
-      .selectAll()
-      .orderBy('id')
-      .limit(page.first + 1);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    if (page.after) q = q.where('id', '>', page.after);
-    return toPage((await q.execute()).map(toAdapter), page.first);
+    return pageById(this.db.selectFrom('adapters').selectAll().$call(inScope(scope)), page, toAdapter);
   }
 
   async countForCustomer(customerId: string, db: Db = this.db): Promise<number> {

@@ -3,10 +3,12 @@
  * generation and the constant-time comparison live in src/services/api-keys.ts; `findByPrefix` is the one
  * unscoped read (authentication happens before there is a tenant).
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso } from '../database.js';
 import { newId } from '../ids.js';
-import { toPage, type Page, type PageArgs, type Scope } from './scope.js';
+import type { ApiKeysTable } from '../schema.js';
+import { inScope, pageById, type Page, type PageArgs, type Scope } from './scope.js';
 
 export interface ApiKey {
   id: string;
@@ -19,16 +21,7 @@ export interface ApiKey {
   revokedAt: string | null;
 }
 
-type Row = {
-  id: string;
-  customer_id: string;
-  name: string | null;
-  prefix: string;
-  secret_hash: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-};
+type Row = Selectable<ApiKeysTable>;
 
 function toApiKey(r: Row): ApiKey {
   return {
@@ -75,33 +68,30 @@ export class ApiKeysRepository {
   }
 
   async findById(scope: Scope, id: string): Promise<ApiKey | null> {
-    let q = this.db.selectFrom('api_keys').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toApiKey(r) : null;
   }
 
   async listByCustomer(scope: Scope, customerId: string, page: PageArgs): Promise<Page<ApiKey>> {
     if (scope.kind === 'tenant' && scope.customerId !== customerId) return { rows: [], hasNextPage: false };
-    let q = this.db
-      .selectFrom('api_keys')
-      .selectAll()
-      .where('customer_id', '=', customerId)
-      .orderBy('id')
-      .limit(page.first + 1);
-    if (page.after) q = q.where('id', '>', page.after);
-    return toPage((await q.execute()).map(toApiKey), page.first);
+    const q = this.db.selectFrom('api_keys').selectAll().where('customer_id', '=', customerId);
+    return pageById(q, page, toApiKey);
   }
 
   /** Idempotent: revoking twice keeps the first timestamp. Returns null when not visible in `scope`. */
   async revoke(scope: Scope, id: string): Promise<ApiKey | null> {
-    let q = this.db
+    await this.db
       .updateTable('api_keys')
       .set({ revoked_at: nowIso() })
       .where('id', '=', id)
-      .where('revoked_at', 'is', null);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    await q.execute();
+      .where('revoked_at', 'is', null)
+      .$call(inScope(scope))
+      .execute();
     return this.findById(scope, id);
   }
 

@@ -2,12 +2,13 @@
  * Customers (tenants) and their quotas. Customers are created and listed by admins only (the rule lives in
  * src/services/customers.ts); a customer reading itself goes through `findById` with its own scope.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { isPostgres } from '../migrations.js';
 import { nowIso, toNumber } from '../database.js';
 import { newId } from '../ids.js';
-import { toPage, type Page, type PageArgs, type Scope } from './scope.js';
+import type { CustomersTable } from '../schema.js';
+import { pageById, type Page, type PageArgs, type Scope } from './scope.js';
 
 export interface Customer {
   id: string;
@@ -18,21 +19,9 @@ export interface Customer {
   createdAt: string;
 }
 
-export interface NewCustomer {
-  name: string;
-  maxAdapters: number;
-  maxConcurrentJobs: number;
-  monthlyTokenLimit: number | null;
-}
+export type NewCustomer = Omit<Customer, 'id' | 'createdAt'>;
 
-type Row = {
-  id: string;
-  name: string;
-  max_adapters: number;
-  max_concurrent_jobs: number;
-  monthly_token_limit: number | string | null;
-  created_at: string;
-};
+type Row = Selectable<CustomersTable>;
 
 function toCustomer(r: Row): Customer {
   return {
@@ -85,13 +74,9 @@ export class CustomersRepository {
   }
 
   async list(scope: Scope, page: PageArgs): Promise<Page<Customer>> {
-    let q = this.db
-      .selectFrom('customers')
-      .selectAll()
-      .orderBy('id')
-      .limit(page.first + 1);
+    let q = this.db.selectFrom('customers').selectAll();
+    // A customer's own row is its tenant scope (the table has no customer_id, so no `inScope`).
     if (scope.kind === 'tenant') q = q.where('id', '=', scope.customerId);
-    if (page.after) q = q.where('id', '>', page.after);
-    return toPage((await q.execute()).map(toCustomer), page.first);
+    return pageById(q, page, toCustomer);
   }
 }

@@ -3,9 +3,11 @@
  * `blob_key`. Status moves PENDING → VALIDATING → READY | INVALID (the rules are in src/services/datasets.ts);
  * `transition` makes each move a compare-and-set so two completions of one upload cannot both validate.
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso, toNumber } from '../database.js';
-import { parseJson, toPage, type Page, type PageArgs, type Scope } from './scope.js';
+import type { DatasetsTable } from '../schema.js';
+import { inScope, pageById, parseJson, type Page, type PageArgs, type Scope } from './scope.js';
 
 export type DatasetFormat = 'PROMPT_COMPLETION' | 'CHAT' | 'TEXT';
 export type DatasetStatus = 'PENDING' | 'VALIDATING' | 'READY' | 'INVALID';
@@ -40,21 +42,7 @@ export interface DatasetResult {
   errors?: DatasetError[];
 }
 
-type Row = {
-  id: string;
-  customer_id: string;
-  name: string;
-  format: string;
-  status: string;
-  row_count: number | null;
-  token_count: number | string | null;
-  size_bytes: number | string | null;
-  sha256: string | null;
-  errors: string | null;
-  blob_key: string;
-  created_at: string;
-  updated_at: string;
-};
+type Row = Selectable<DatasetsTable>;
 
 function toDataset(r: Row): Dataset {
   return {
@@ -108,31 +96,28 @@ export class DatasetsRepository {
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<Dataset | null> {
-    let q = db.selectFrom('datasets').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toDataset(r) : null;
   }
 
   async findByIds(scope: Scope, ids: readonly string[]): Promise<Dataset[]> {
     if (ids.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('datasets')
       .selectAll()
-      .where('id', 'in', [...ids]);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map(toDataset);
+      .where('id', 'in', [...ids])
+      .$call(inScope(scope))
+      .execute();
+    return rows.map(toDataset);
   }
 
   async list(scope: Scope, page: PageArgs): Promise<Page<Dataset>> {
-    let q = this.db
-      .selectFrom('datasets')
-      .selectAll()
-      .orderBy('id')
-      .limit(page.first + 1);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    if (page.after) q = q.where('id', '>', page.after);
-    return toPage((await q.execute()).map(toDataset), page.first);
+    return pageById(this.db.selectFrom('datasets').selectAll().$call(inScope(scope)), page, toDataset);
   }
 
   /**
@@ -146,7 +131,7 @@ export class DatasetsRepository {
     result: DatasetResult,
     db: Db = this.db,
   ): Promise<Dataset | null> {
-    let q = db
+    const res = await db
       .updateTable('datasets')
       .set({
         status: result.status,
@@ -160,17 +145,15 @@ export class DatasetsRepository {
           : {}),
       })
       .where('id', '=', id)
-      .where('status', '=', from);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const res = await q.executeTakeFirst();
+      .where('status', '=', from)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return null;
     return this.findById(scope, id, db);
   }
 
   async delete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
-    let q = db.deleteFrom('datasets').where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const res = await q.executeTakeFirst();
+    const res = await db.deleteFrom('datasets').where('id', '=', id).$call(inScope(scope)).executeTakeFirst();
     return Number(res.numDeletedRows) === 1;
   }
 }

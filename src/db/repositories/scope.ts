@@ -2,13 +2,44 @@
  * Tenant scope: what every repository query of a tenant-owned table takes, so another customer's row is
  * simply not found (no existence leak) — tenant isolation by construction, not by a check someone can forget.
  * Services derive the scope from the caller (src/services/authz.ts); only admin requests get `{ kind: 'all' }`.
+ * Also the query helpers every repository shares: the tenant filter, id-keyset pages, JSON columns.
  */
+import type { DeleteQueryBuilder, SelectQueryBuilder, UpdateQueryBuilder } from 'kysely';
+import type { Database } from '../schema.js';
+
 export type Scope = { readonly kind: 'tenant'; readonly customerId: string } | { readonly kind: 'all' };
 
 export const ALL: Scope = { kind: 'all' };
 
 export function tenant(customerId: string): Scope {
   return { kind: 'tenant', customerId };
+}
+
+/** The tables with a `customer_id` column: the ones `inScope` can filter. */
+type TenantTable = { [T in keyof Database]: 'customer_id' extends keyof Database[T] ? T : never }[keyof Database];
+
+/** The tables a Kysely select/update/delete builder reads; `never` for anything else. */
+type TablesOf<Q> =
+  Q extends SelectQueryBuilder<Database, infer TB, infer _O>
+    ? TB
+    : Q extends UpdateQueryBuilder<Database, infer UT, infer _TB, infer _O>
+      ? UT
+      : Q extends DeleteQueryBuilder<Database, infer TB, infer _O>
+        ? TB
+        : never;
+
+/**
+ * What `inScope` needs of a query builder: a `where` on `customer_id` — structural, so one helper serves
+ * selects, updates and deletes; `TablesOf` keeps it to tenant-owned tables (Kysely's own `where` overloads
+ * would accept the column name on any table when matched structurally).
+ */
+type CustomerFilterable<Q> = {
+  where(column: 'customer_id', op: '=', value: string): Q;
+} & ([TablesOf<Q>] extends [TenantTable] ? unknown : { notATenantTable: never });
+
+/** The tenant filter, for `$call`: `db.selectFrom('datasets')….$call(inScope(scope))`. */
+export function inScope(scope: Scope): <Q extends CustomerFilterable<Q>>(q: Q) => Q {
+  return (q) => (scope.kind === 'tenant' ? q.where('customer_id', '=', scope.customerId) : q);
 }
 
 /** A page request: ids ascend with creation time (src/db/ids.ts), so `after` is simply the last id seen. */
@@ -25,6 +56,27 @@ export interface Page<T> {
 /** Trim the one extra row a query fetched to learn whether another page exists. */
 export function toPage<T>(rows: T[], first: number): Page<T> {
   return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
+}
+
+/** What `pageById` needs of a Kysely select builder whose rows have a text `id`. */
+interface IdPageable<Q> {
+  where(column: 'id', op: '>', value: string): Q;
+  orderBy(column: 'id'): Q;
+  limit(n: number): Q;
+  execute(): Promise<unknown[]>;
+}
+
+type RowOf<Q extends IdPageable<Q>> = Awaited<ReturnType<Q['execute']>>[number];
+
+/** One page of `q` in id order, after `page.after`: fetches `first + 1` rows and trims the extra one. */
+export async function pageById<Q extends IdPageable<Q>, T>(
+  q: Q,
+  page: PageArgs,
+  toModel: (row: RowOf<Q>) => T,
+): Promise<Page<T>> {
+  let paged = q.orderBy('id').limit(page.first + 1);
+  if (page.after) paged = paged.where('id', '>', page.after);
+  return toPage((await paged.execute()).map((r) => toModel(r as RowOf<Q>)), page.first);
 }
 
 export function parseJson<T>(text: string | null, fallback: T): T {

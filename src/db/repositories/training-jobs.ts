@@ -3,10 +3,12 @@
  * CANCELLED); BullMQ only carries the id. Ready for issue 5: the queue, worker and progress pub/sub live
  * in src/queue and src/training; the start/cancel rules in src/services.
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso } from '../database.js';
 import { newId } from '../ids.js';
-import { parseJson, toPage, type Page, type PageArgs, type Scope } from './scope.js';
+import type { TrainingJobsTable } from '../schema.js';
+import { inScope, pageById, parseJson, type Page, type PageArgs, type Scope } from './scope.js';
 
 export type TrainingJobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 export const TERMINAL_JOB_STATUSES: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
@@ -49,26 +51,7 @@ export interface TrainingJob {
   updatedAt: string;
 }
 
-type Row = {
-  id: string;
-  customer_id: string;
-  adapter_id: string;
-  dataset_id: string;
-  validation_dataset_id: string | null;
-  status: string;
-  hyperparameters: string;
-  progress: string | null;
-  loss_history: string;
-  error: string | null;
-  idempotency_key: string | null;
-  result_version_id: string | null;
-  attempts: number;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  cancel_requested_at: string | null;
-  updated_at: string;
-};
+type Row = Selectable<TrainingJobsTable>;
 
 function toJob(r: Row): TrainingJob {
   return {
@@ -134,20 +117,24 @@ export class TrainingJobsRepository {
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<TrainingJob | null> {
-    let q = db.selectFrom('training_jobs').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('training_jobs')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toJob(r) : null;
   }
 
   async findByIds(scope: Scope, ids: readonly string[]): Promise<TrainingJob[]> {
     if (ids.length === 0) return [];
-    let q = this.db
+    const rows = await this.db
       .selectFrom('training_jobs')
       .selectAll()
-      .where('id', 'in', [...ids]);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return (await q.execute()).map(toJob);
+      .where('id', 'in', [...ids])
+      .$call(inScope(scope))
+      .execute();
+    return rows.map(toJob);
   }
 
   async findByIdempotencyKey(customerId: string, key: string, db: Db = this.db): Promise<TrainingJob | null> {
@@ -165,15 +152,9 @@ export class TrainingJobsRepository {
     filter: { status?: TrainingJobStatus | null },
     page: PageArgs,
   ): Promise<Page<TrainingJob>> {
-    let q = this.db
-      .selectFrom('training_jobs')
-      .selectAll()
-      .orderBy('id')
-      .limit(page.first + 1);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
+    let q = this.db.selectFrom('training_jobs').selectAll().$call(inScope(scope));
     if (filter.status) q = q.where('status', '=', filter.status);
-    if (page.after) q = q.where('id', '>', page.after);
-    return toPage((await q.execute()).map(toJob), page.first);
+    return pageById(q, page, toJob);
   }
 
   async countActive(customerId: string, db: Db = this.db): Promise<number> {

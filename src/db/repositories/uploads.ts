@@ -3,10 +3,12 @@
  * when. A dataset upload points at its PENDING dataset; an adapter-weights upload is consumed by
  * `importAdapterVersion(uploadId)`. The presigning itself is src/storage's; the rules are src/services'.
  */
+import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
 import { nowIso, toNumber } from '../database.js';
 import { newId } from '../ids.js';
-import type { Scope } from './scope.js';
+import type { UploadsTable } from '../schema.js';
+import { inScope, type Scope } from './scope.js';
 
 export type UploadKind = 'DATASET' | 'ADAPTER_WEIGHTS';
 export type UploadStatus = 'PENDING' | 'COMPLETED';
@@ -24,18 +26,7 @@ export interface Upload {
   completedAt: string | null;
 }
 
-type Row = {
-  id: string;
-  customer_id: string;
-  kind: string;
-  blob_key: string;
-  size_bytes: number | string;
-  dataset_id: string | null;
-  status: string;
-  expires_at: string;
-  created_at: string;
-  completed_at: string | null;
-};
+type Row = Selectable<UploadsTable>;
 
 function toUpload(r: Row): Upload {
   return {
@@ -89,34 +80,40 @@ export class UploadsRepository {
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<Upload | null> {
-    let q = db.selectFrom('uploads').selectAll().where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toUpload(r) : null;
   }
 
   async findByDatasetId(scope: Scope, datasetId: string, db: Db = this.db): Promise<Upload | null> {
-    let q = db.selectFrom('uploads').selectAll().where('dataset_id', '=', datasetId);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    const r = await q.executeTakeFirst();
+    const r = await db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('dataset_id', '=', datasetId)
+      .$call(inScope(scope))
+      .executeTakeFirst();
     return r ? toUpload(r) : null;
   }
 
   /** Compare-and-set PENDING → COMPLETED; false when it was already completed. */
   async complete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
-    let q = db
+    const res = await db
       .updateTable('uploads')
       .set({ status: 'COMPLETED', completed_at: nowIso() })
       .where('id', '=', id)
-      .where('status', '=', 'PENDING');
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return Number((await q.executeTakeFirst()).numUpdatedRows) === 1;
+      .where('status', '=', 'PENDING')
+      .$call(inScope(scope))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   async delete(scope: Scope, id: string, db: Db = this.db): Promise<boolean> {
-    let q = db.deleteFrom('uploads').where('id', '=', id);
-    if (scope.kind === 'tenant') q = q.where('customer_id', '=', scope.customerId);
-    return Number((await q.executeTakeFirst()).numDeletedRows) === 1;
+    const res = await db.deleteFrom('uploads').where('id', '=', id).$call(inScope(scope)).executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
   }
 
   async deleteByDatasetId(datasetId: string, db: Db = this.db): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * One linear module of the Llama graph: y = x·Wᵀ (+ bias) (+ the LoRA term), with W as an fp32
- * initializer (pre-transposed to (in, out) so MatMul needs no Transpose), NF4 through MatMulBnb4 or int4
+ * initializer in HF's (out, in) layout (onnxruntime folds the Transpose at load), NF4 through MatMulBnb4 or int4
  * through MatMulNBits, and LoRA side-loaded (stacked adapters gathered per row) or as trainable inputs.
  * Merged LoRA is not here: it is folded into W by weights.ts. The model wiring is llama.ts.
  */
@@ -38,15 +38,6 @@ export type LoraTerm =
       adapterInput?: (g: Graph, x: Value, site: LoraSite) => Value;
     };
 
-function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) {
-    const off = r * cols;
-    for (let c = 0; c < cols; c++) t[c * rows + r] = w[off + c]!;
-  }
-  return t;
-}
-
 /** x (…, in) · W → (…, out) for each storage kind. */
 export function baseMatMul(
   g: Graph,
@@ -58,13 +49,11 @@ export function baseMatMul(
 ): Value {
   switch (w.kind) {
     case 'fp32': {
-      /** (in, out) */
-      const wt = g.initializer(name, {
-        dtype: 'float32',
-        shape: [inF, outF],
-        data: transpose2d(w.w, outF, inF),
-      });
-      return g.matMul(x, wt);
+      // W stays in HF's (out, in) layout, shared with the checkpoint (no JS copy); onnxruntime constant-folds
+      // the Transpose once at session creation.
+      /** (out, in) */
+      const w0 = g.initializer(name, { dtype: 'float32', shape: [outF, inF], data: w.w });
+      return g.matMul(x, g.transpose(w0, [1, 0]));
     }
     case 'nf4': {
       // NOTE(fused): MatMulBnb4 is the one ORT kernel for NF4 (quant_type 1). Its absmax input is fp32, so

@@ -146,12 +146,6 @@ function f32(g: Graph, name: string, data: Float32Array, shape: number[]): Value
   return g.initializer(name, { dtype: 'float32', shape, data });
 }
 
-function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c]!;
-  return t;
-}
-
 export function buildLlamaGraph(
   config: ModelConfig,
   weights: LlamaWeights,
@@ -210,7 +204,8 @@ export function buildLlamaGraph(
   const c: Ctx = { g, config, ropeQ, ropeK, allowed, loraFor };
 
   /** (B, T, C) */
-  let h = g.gather(f32(g, 'embed_tokens', weights.embed, [V, C]), inputIds, 0);
+  const embed = f32(g, 'embed_tokens', weights.embed, [V, C]);
+  let h = g.gather(embed, inputIds, 0);
   const present: { key: Value; value: Value }[] = [];
   for (let l = 0; l < L; l++) {
     const lw = weights.layers[l]!;
@@ -230,9 +225,10 @@ export function buildLlamaGraph(
   }
   if (options.logits === 'last') h = g.squeeze(g.slice(h, [-1], [Number.MAX_SAFE_INTEGER], [1]), [1]);
   h = rmsNorm(g, h, f32(g, 'final_norm', weights.finalNorm, [C]), config.rmsNormEps);
-  /** (C, V) */
-  const head = f32(g, 'lm_head', transposed(weights.lmHead ?? weights.embed, V, C), [C, V]);
-  const logits = g.output(g.matMul(h, head), 'logits');
+  // Tied heads reuse the embedding initializer; the Transpose is folded by onnxruntime at load.
+  /** (V, C) */
+  const head = weights.lmHead ? f32(g, 'lm_head', weights.lmHead, [V, C]) : embed;
+  const logits = g.output(g.matMul(h, g.transpose(head, [1, 0])), 'logits');
   if (options.phase !== 'train') {
     present.forEach((p, l) => {
       p.key = g.output(p.key, `present.${l}.key`);
