@@ -10,7 +10,7 @@ import type { ModelConfig } from '../src/engine/formats/hf-config.js';
 import { filler } from './ceilings.js';
 import { benchArgs, emitResult } from './lib/args.js';
 import { benchCheckpoint, type Preset } from './lib/bench-model.js';
-import { buildSession, peakRssMiB, timeDecode } from './lib/timing.js';
+import { buildSession, interleavedMedians, openDecoder, peakRssMiB } from './lib/timing.js';
 
 function adapter(config: ModelConfig, rank: number, seed: number): LoraAdapter {
   const weights = new Map<string, { a: Float32Array; b: Float32Array }>();
@@ -44,21 +44,27 @@ const threads = args.has('threads') ? Number(args.get('threads')) : undefined;
 
 const ckpt = benchCheckpoint(preset);
 const side = await buildSession(ckpt, 'none', { threads, sideload: true });
+const base = await buildSession(ckpt, 'none', { threads });
 const adapters = Array.from({ length: batch }, (_, i) => adapter(ckpt.config, rank, i + 1));
 const opts = { batch, steps, promptLen: 16 };
-const distinct = await timeDecode(ckpt, side.session, { ...opts, adapters });
-const single = await timeDecode(ckpt, side.session, { ...opts, adapters: [adapters[0]!] });
+// Round-robin steps of the three batches, so all three medians see the same machine load.
+const [distinctMs, singleMs, baseMs] = await interleavedMedians(
+  [
+    await openDecoder(ckpt, side.session, { ...opts, adapters }),
+    await openDecoder(ckpt, side.session, { ...opts, adapters: [adapters[0]!] }),
+    await openDecoder(ckpt, base.session, opts),
+  ],
+  steps,
+);
 await side.session.release();
-const base = await buildSession(ckpt, 'none', { threads });
-const plain = await timeDecode(ckpt, base.session, opts);
 await base.session.release();
 emitResult({
   bench: 'sideload',
   preset,
   batch,
   rank,
-  distinctTokensPerSecond: (1000 * batch) / distinct.msPerStep,
-  singleTokensPerSecond: (1000 * batch) / single.msPerStep,
-  baseTokensPerSecond: (1000 * batch) / plain.msPerStep,
+  distinctTokensPerSecond: (1000 * batch) / distinctMs!,
+  singleTokensPerSecond: (1000 * batch) / singleMs!,
+  baseTokensPerSecond: (1000 * batch) / baseMs!,
   peakRssMiB: peakRssMiB(),
 });

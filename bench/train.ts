@@ -131,10 +131,17 @@ async function main(): Promise<void> {
     const peak = await measureMatMulPeak({ threads });
     const self = fileURLToPath(import.meta.url);
     const results: ChildResult[] = [];
-    for (const q of ['nf4', 'none'] as const) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', dir, q], {
+    const configs = [
+      ['nf4', 'on'],
+      ['nf4', 'off'],
+      ['none', 'off'],
+    ] as const;
+    for (const [q, ck] of configs) {
+      // A fixed mmap threshold makes glibc return freed tensors to the OS, so RSS follows live memory.
+      const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' };
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', dir, q, ck], {
         encoding: 'utf8',
-        env: process.env,
+        env,
       });
       const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
       if (!line) throw new Error(`child ${q}/${ck} failed: ${r.stderr.slice(-2000)}`);

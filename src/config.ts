@@ -7,6 +7,9 @@
  */
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { DatabaseConfig } from './db/database.js';
+
+export type { DatabaseConfig };
 
 export class ConfigError extends Error {
   constructor(
@@ -17,8 +20,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-export type DatabaseConfig = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 export interface S3StorageConfig {
   kind: 's3';
@@ -75,12 +76,31 @@ export interface ConfigVariable {
 
 const MiB = 1024 * 1024;
 
+/** Every plain default, once: the loader falls back to these and README's table shows them. */
+const DEFAULTS = {
+  port: 4000,
+  host: '0.0.0.0',
+  dataDir: './.deltagate',
+  s3Region: 'us-east-1',
+  logLevel: 'info',
+  maxDatasetBytes: 100 * MiB,
+  maxInlineDatasetBytes: 4 * MiB,
+  maxAdapterBytes: 256 * MiB,
+  rateLimitPerMinute: 600,
+  workerConcurrency: 1,
+  executionProvider: 'cpu',
+} as const;
+
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
-  { name: 'DELTAGATE_PORT', default: '4000', description: 'HTTP port of the API (GraphQL on /graphql).' },
-  { name: 'DELTAGATE_HOST', default: '0.0.0.0', description: 'Interface the API listens on.' },
+  {
+    name: 'DELTAGATE_PORT',
+    default: String(DEFAULTS.port),
+    description: 'HTTP port of the API (GraphQL on /graphql).',
+  },
+  { name: 'DELTAGATE_HOST', default: DEFAULTS.host, description: 'Interface the API listens on.' },
   {
     name: 'DELTAGATE_DATA_DIR',
-    default: './.deltagate',
+    default: DEFAULTS.dataDir,
     description: 'Directory for the embedded defaults (SQLite file, blob directory, generated admin key).',
   },
   {
@@ -101,7 +121,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   },
   {
     name: 'DELTAGATE_S3_REGION',
-    default: 'us-east-1',
+    default: DEFAULTS.s3Region,
     description: "S3 region (MinIO ignores it; AWS needs the bucket's).",
   },
   {
@@ -142,37 +162,37 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   },
   {
     name: 'DELTAGATE_LOG_LEVEL',
-    default: 'info',
+    default: DEFAULTS.logLevel,
     description: 'pino level: fatal, error, warn, info, debug, trace, silent.',
   },
   {
     name: 'DELTAGATE_MAX_DATASET_BYTES',
-    default: String(100 * MiB),
+    default: String(DEFAULTS.maxDatasetBytes),
     description: 'Largest dataset accepted (bytes).',
   },
   {
     name: 'DELTAGATE_MAX_INLINE_DATASET_BYTES',
-    default: String(4 * MiB),
+    default: String(DEFAULTS.maxInlineDatasetBytes),
     description: 'Largest dataset accepted inline by `uploadDataset` (bytes).',
   },
   {
     name: 'DELTAGATE_MAX_ADAPTER_BYTES',
-    default: String(256 * MiB),
+    default: String(DEFAULTS.maxAdapterBytes),
     description: 'Largest adapter weights file accepted (bytes).',
   },
   {
     name: 'DELTAGATE_RATE_LIMIT_PER_MINUTE',
-    default: '600',
+    default: String(DEFAULTS.rateLimitPerMinute),
     description: 'Requests per minute per API key (token bucket).',
   },
   {
     name: 'DELTAGATE_WORKER_CONCURRENCY',
-    default: '1',
+    default: String(DEFAULTS.workerConcurrency),
     description: 'Training jobs one worker runs at once.',
   },
   {
     name: 'DELTAGATE_EXECUTION_PROVIDER',
-    default: 'cpu',
+    default: DEFAULTS.executionProvider,
     description: 'onnxruntime execution provider: cpu or cuda.',
   },
   {
@@ -249,7 +269,7 @@ function parseStorage(env: NodeJS.ProcessEnv, dataDir: string): StorageConfig {
   }
   const region =
     read(env, 'DELTAGATE_S3_REGION', z.string().regex(/^[a-z0-9-]{2,32}$/), 'a region name like us-east-1') ??
-    'us-east-1';
+    DEFAULTS.s3Region;
   const secret = z.string().min(1).max(256);
   const accessKeyId = read(env, 'DELTAGATE_S3_ACCESS_KEY_ID', secret, 'a non-empty key id') ?? null;
   const secretAccessKey = read(env, 'DELTAGATE_S3_SECRET_ACCESS_KEY', secret, 'a non-empty secret') ?? null;
@@ -278,11 +298,11 @@ function splitList(raw: string): string[] {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const port = read(env, 'DELTAGATE_PORT', intIn(1, 65535), 'an integer 1-65535') ?? 4000;
+  const port = read(env, 'DELTAGATE_PORT', intIn(1, 65535), 'an integer 1-65535') ?? DEFAULTS.port;
   const host =
-    read(env, 'DELTAGATE_HOST', z.string().regex(/^[A-Za-z0-9.:_-]+$/), 'a host name or IP') ?? '0.0.0.0';
+    read(env, 'DELTAGATE_HOST', z.string().regex(/^[A-Za-z0-9.:_-]+$/), 'a host name or IP') ?? DEFAULTS.host;
   const dataDir = resolve(
-    read(env, 'DELTAGATE_DATA_DIR', z.string().min(1), 'a directory path') ?? './.deltagate',
+    read(env, 'DELTAGATE_DATA_DIR', z.string().min(1), 'a directory path') ?? DEFAULTS.dataDir,
   );
   const database = parseDatabaseUrl(env.DELTAGATE_DATABASE_URL?.trim() || undefined, dataDir);
   const storage = parseStorage(env, dataDir);
@@ -301,15 +321,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     read(env, 'DELTAGATE_PUBLIC_URL', httpUrl, 'an http(s) URL') ?? `http://localhost:${port}`
   ).replace(/\/+$/, '');
   const logLevel =
-    read(env, 'DELTAGATE_LOG_LEVEL', z.enum(LOG_LEVELS), `one of ${LOG_LEVELS.join('|')}`) ?? 'info';
+    read(env, 'DELTAGATE_LOG_LEVEL', z.enum(LOG_LEVELS), `one of ${LOG_LEVELS.join('|')}`) ??
+    DEFAULTS.logLevel;
   const bytes = (name: string, dflt: number) =>
     read(env, name, intIn(1, Number.MAX_SAFE_INTEGER), 'a positive integer number of bytes') ?? dflt;
   const limits: Limits = {
-    maxDatasetBytes: bytes('DELTAGATE_MAX_DATASET_BYTES', 100 * MiB),
-    maxInlineDatasetBytes: bytes('DELTAGATE_MAX_INLINE_DATASET_BYTES', 4 * MiB),
-    maxAdapterBytes: bytes('DELTAGATE_MAX_ADAPTER_BYTES', 256 * MiB),
+    maxDatasetBytes: bytes('DELTAGATE_MAX_DATASET_BYTES', DEFAULTS.maxDatasetBytes),
+    maxInlineDatasetBytes: bytes('DELTAGATE_MAX_INLINE_DATASET_BYTES', DEFAULTS.maxInlineDatasetBytes),
+    maxAdapterBytes: bytes('DELTAGATE_MAX_ADAPTER_BYTES', DEFAULTS.maxAdapterBytes),
     rateLimitPerMinute:
-      read(env, 'DELTAGATE_RATE_LIMIT_PER_MINUTE', intIn(1, 1_000_000), 'an integer 1-1000000') ?? 600,
+      read(env, 'DELTAGATE_RATE_LIMIT_PER_MINUTE', intIn(1, 1_000_000), 'an integer 1-1000000') ??
+      DEFAULTS.rateLimitPerMinute,
   };
   if (limits.maxInlineDatasetBytes > limits.maxDatasetBytes) {
     throw new ConfigError(
@@ -317,9 +339,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `DELTAGATE_MAX_INLINE_DATASET_BYTES must be at most DELTAGATE_MAX_DATASET_BYTES (got ${limits.maxInlineDatasetBytes} > ${limits.maxDatasetBytes})`,
     );
   }
-  const workerConcurrency = read(env, 'DELTAGATE_WORKER_CONCURRENCY', intIn(1, 64), 'an integer 1-64') ?? 1;
+  const workerConcurrency =
+    read(env, 'DELTAGATE_WORKER_CONCURRENCY', intIn(1, 64), 'an integer 1-64') ?? DEFAULTS.workerConcurrency;
   const executionProvider =
-    read(env, 'DELTAGATE_EXECUTION_PROVIDER', z.enum(['cpu', 'cuda']), 'cpu or cuda') ?? 'cpu';
+    read(env, 'DELTAGATE_EXECUTION_PROVIDER', z.enum(['cpu', 'cuda']), 'cpu or cuda') ??
+    DEFAULTS.executionProvider;
   return {
     port,
     host,

@@ -27,6 +27,12 @@ import { buildDeltagateSchema } from './resolvers/schema.js';
 import { createRateLimiter, securityRules, type RateLimiter } from './resolvers/security/index.js';
 import { BaseModelRegistry } from './services/base-models.js';
 import { createServices, type Actor, type Services } from './services/index.js';
+import {
+  TRAINING_QUEUE_NAME,
+  type TrainingJobPayload,
+  type TrainingProgressEvent,
+} from './services/training-runner.js';
+import { createJobQueue, createProgressBus } from './queue/index.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { createBlobHttpHandler } from './storage/blob-http.js';
 import { FsBlobStore } from './storage/fs-store.js';
@@ -43,6 +49,16 @@ export interface RunningServer {
 
 export interface StartServerOptions {
   logger: Logger;
+  /** Training queue settings; the defaults suit production (tests shorten the lock, isolate the prefix). */
+  training?: {
+    /** BullMQ key prefix (default 'deltagate'); `deltagate worker --queue-prefix` must match. */
+    queuePrefix?: string;
+    lockDurationMs?: number;
+    /** ORT threads per training job run in this process. */
+    threads?: number;
+    /** Run training jobs in this process. Default: only on embedded defaults (no DELTAGATE_REDIS_URL). */
+    runWorker?: boolean;
+  };
 }
 
 const ADMIN_KEY_FILE = 'admin-key';
@@ -132,6 +148,15 @@ export async function startServer(config: Config, options: StartServerOptions): 
   ]);
   const tokenizer = await loadTokenizer(builtinDir);
   const db: Db = await openDatabase(config.database);
+  const training = options.training ?? {};
+  const queue = createJobQueue<TrainingJobPayload>({
+    redisUrl: config.redisUrl,
+    queueName: TRAINING_QUEUE_NAME,
+    logger,
+    ...(training.queuePrefix ? { prefix: training.queuePrefix } : {}),
+    ...(training.lockDurationMs ? { lockDurationMs: training.lockDurationMs } : {}),
+  });
+  const bus = createProgressBus<TrainingProgressEvent>({ redisUrl: config.redisUrl, logger });
   const services = createServices({
     db,
     blobs,
@@ -140,7 +165,15 @@ export async function startServer(config: Config, options: StartServerOptions): 
     adminKey: adminKey.key,
     countTokens: tokenizer ? (text) => tokenizer.encode(text, { addBos: false }).length : null,
     logger,
+    training: { queue, bus, threads: training.threads },
   });
+  const runner = services.training!;
+  // Embedded defaults: this process trains. With Redis, `deltagate worker` processes do.
+  if (training.runWorker ?? config.redisUrl === null) await runner.startWorker(config.workerConcurrency);
+  // SQL is the source of truth: jobs the queue lost (a restart of the in-process queue, a Redis flush) run again.
+  await runner
+    .reconcile()
+    .catch((err: unknown) => logger.error({ err }, 'could not reconcile training jobs'));
   const limiter = createRateLimiter({ perMinute: config.limits.rateLimitPerMinute });
   const schema = await buildDeltagateSchema();
   const formatError = createFormatError(logger, { production: config.production });
@@ -263,11 +296,12 @@ export async function startServer(config: Config, options: StartServerOptions): 
         });
         return createContext(actor, services, logger);
       },
-      onError: (_ctx, _id, _payload, errors) => {
-        for (const e of errors)
-          if (!(e instanceof graphql.GraphQLError && e.extensions?.code))
-            logger.warn({ err: e }, 'graphql-ws error');
-      },
+      // Subscription errors (a refused subscribe, a failing event) get the same codes as HTTP ones.
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors?.length
+          ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) }
+          : undefined,
     },
     wsServer,
   );
@@ -333,6 +367,12 @@ export async function startServer(config: Config, options: StartServerOptions): 
       closing ??= (async () => {
         await apollo!.stop();
         wsServer.close();
+        // Running jobs get 10 s; then they go back to the queue (SQL keeps them RUNNING; the reconciler or
+        // another worker resumes them from their last checkpoint).
+        await runner.close({ timeoutMs: 10_000 });
+        await queue.close();
+        await bus.close();
+        await services.generation.close();
         await db.destroy();
       })();
       return closing;

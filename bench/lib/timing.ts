@@ -85,6 +85,38 @@ export async function timeDecode(
   };
 }
 
+/** A prefilled batch whose steps can be timed one at a time (to interleave several configurations). */
+export async function openDecoder(
+  ckpt: Checkpoint,
+  session: EngineSession,
+  opts: { batch: number; steps: number; promptLen: number; adapters?: LoraAdapter[] },
+): Promise<{ step(s: number): Promise<number> }> {
+  const V = ckpt.config.vocabSize;
+  const adapters = opts.adapters ?? [];
+  const stack = adapters.length > 0 ? buildAdapterStack(ckpt.config, adapters).feeds : {};
+  const rows = Array.from({ length: opts.batch }, (_, b) => ({
+    promptIds: Array.from({ length: opts.promptLen }, (_, j) => (b * 131 + j * 17 + 5) % V),
+    slot: adapters.length === 0 ? 0 : (b % adapters.length) + 1,
+  }));
+  const dec = new BatchDecoder(session, ckpt.config, rows, opts.promptLen + opts.steps + 2, stack);
+  await dec.prefill();
+  return {
+    async step(s) {
+      const t = performance.now();
+      await dec.step(rows.map((_, b) => (b * 7 + s * 13 + 3) % V));
+      return performance.now() - t;
+    },
+  };
+}
+
+/** Runs the decoders' steps round-robin; returns each one's median ms per step (first two dropped). */
+export async function interleavedMedians(decoders: { step(s: number): Promise<number> }[], steps: number) {
+  const times: number[][] = decoders.map(() => []);
+  for (let s = 0; s < steps; s++)
+    for (let i = 0; i < decoders.length; i++) times[i]!.push(await decoders[i]!.step(s));
+  return times.map((t) => median(t.slice(2)));
+}
+
 /** Median ms of a full prefill (fresh cache each time). */
 export async function timePrefill(
   ckpt: Checkpoint,

@@ -126,7 +126,11 @@ export class LoadedModel {
     const all = [...this.sessions.values(), ...this.merged.values()];
     this.sessions.clear();
     this.merged.clear();
-    for (const s of all) await (await s).release();
+    for (const s of all)
+      await s.then(
+        (x) => x.release(),
+        () => undefined,
+      );
   }
 }
 

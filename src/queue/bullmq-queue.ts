@@ -9,10 +9,14 @@ import { Queue, UnrecoverableError, WaitingError, Worker, type Job, type KeepJob
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
+  ABORT_GRACE_MS,
   assertValidAttempts,
+  assertValidConcurrency,
   assertValidJobId,
   type CloseOptions,
   DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_MS,
+  DEFAULT_CLOSE_TIMEOUT_MS,
   type EnqueueOptions,
   isUnrecoverableError,
   JobCancelledError,
@@ -64,7 +68,6 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 1 end
 return -1`;
 const CLAIM_TTL_MS = 10_000;
 const CANCEL_MARKER_TTL_MS = 24 * 3600 * 1000;
-const ABORT_GRACE_MS = 5_000;
 const JOB_NAME = 'job';
 
 const STATE_MAP: Record<string, JobState> = {
@@ -141,7 +144,7 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
         await queue.add(JOB_NAME, payload, {
           jobId,
           attempts,
-          backoff: { type: 'exponential', delay: this.opts.backoffMs ?? 1000 },
+          backoff: { type: 'exponential', delay: this.opts.backoffMs ?? DEFAULT_BACKOFF_MS },
           removeOnComplete: this.opts.removeOnComplete ?? { age: 7 * 24 * 3600, count: 1000 },
           removeOnFail: this.opts.removeOnFail ?? { age: 30 * 24 * 3600, count: 5000 },
         });
@@ -263,9 +266,7 @@ class BullMqWorker<P> implements JobWorker {
     private readonly handler: JobHandler<P>,
     private readonly concurrency: number,
   ) {
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new TypeError(`concurrency must be a positive integer, got ${concurrency}`);
-    }
+    assertValidConcurrency(concurrency);
     // Workers wait out Redis outages instead of failing: BullMQ requires maxRetriesPerRequest null here.
     this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.subscriber = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
@@ -350,7 +351,7 @@ class BullMqWorker<P> implements JobWorker {
   }
 
   close(opts?: CloseOptions): Promise<void> {
-    this.closing ??= this.shutdown(opts?.timeoutMs ?? this.opts.closeTimeoutMs ?? 30_000);
+    this.closing ??= this.shutdown(opts?.timeoutMs ?? this.opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
     return this.closing;
   }
 

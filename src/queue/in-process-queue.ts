@@ -7,11 +7,15 @@
  */
 import type { Logger } from 'pino';
 import {
+  ABORT_GRACE_MS,
   assertValidAttempts,
+  assertValidConcurrency,
   assertValidJobId,
   backoffDelayMs,
   type CloseOptions,
   DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_MS,
+  DEFAULT_CLOSE_TIMEOUT_MS,
   type EnqueueOptions,
   isUnrecoverableError,
   JobCancelledError,
@@ -51,9 +55,6 @@ interface Entry {
   timer?: NodeJS.Timeout;
   failedReason?: string;
 }
-
-/** Time for aborted handlers to return after a shutdown timeout before close gives up waiting. */
-const ABORT_GRACE_MS = 5_000;
 
 class InProcessWorker<P> implements JobWorker {
   readonly running = new Map<string, Promise<void>>();
@@ -99,9 +100,9 @@ export class InProcessJobQueue<P> implements JobQueue<P> {
 
   constructor(private readonly opts: InProcessQueueOptions = {}) {
     this.defaultAttempts = opts.defaultAttempts ?? DEFAULT_ATTEMPTS;
-    this.backoffMs = opts.backoffMs ?? 1000;
+    this.backoffMs = opts.backoffMs ?? DEFAULT_BACKOFF_MS;
     this.keepFinished = opts.keepFinished ?? 1000;
-    this.closeTimeoutMs = opts.closeTimeoutMs ?? 30_000;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     assertValidAttempts(this.defaultAttempts);
   }
 
@@ -153,9 +154,7 @@ export class InProcessJobQueue<P> implements JobQueue<P> {
   async startWorker(handler: JobHandler<P>, opts?: WorkerOptions): Promise<JobWorker> {
     if (this.closed) throw new QueueUnavailableError('the in-process queue is closed');
     const concurrency = opts?.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new TypeError(`concurrency must be a positive integer, got ${concurrency}`);
-    }
+    assertValidConcurrency(concurrency);
     const worker = new InProcessWorker(this, handler, concurrency, this.closeTimeoutMs);
     this.workers.add(worker);
     this.dispatch();

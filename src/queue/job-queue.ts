@@ -117,7 +117,14 @@ export function backoffDelayMs(baseMs: number, failuresSoFar: number): number {
   return Math.round(baseMs * 2 ** Math.max(0, failuresSoFar - 1));
 }
 
+// Defaults both queues share, so the embedded queue behaves like the Redis one.
 export const DEFAULT_ATTEMPTS = 3;
+/** Base of the exponential backoff between tries. */
+export const DEFAULT_BACKOFF_MS = 1000;
+/** Default of `JobWorker.close`'s timeout. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
+/** Time for aborted handlers to return after a shutdown timeout before close gives up waiting. */
+export const ABORT_GRACE_MS = 5_000;
 
 /** BullMQ refuses ids with ':' and all-digit ids; the in-process queue refuses them too so both behave alike. */
 export function assertValidJobId(jobId: string): void {
@@ -129,6 +136,12 @@ export function assertValidJobId(jobId: string): void {
 export function assertValidAttempts(attempts: number): void {
   if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) {
     throw new BadInputError(`attempts must be an integer in [1, 100], got ${attempts}`);
+  }
+}
+
+export function assertValidConcurrency(concurrency: number): void {
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new TypeError(`concurrency must be a positive integer, got ${concurrency}`);
   }
 }
 

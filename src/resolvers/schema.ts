@@ -9,6 +9,7 @@ import { buildSchema } from 'type-graphql';
 import { AdapterAliasResolver, AdapterResolver, AdapterVersionResolver } from './adapter-resolver.js';
 import { CustomerResolver } from './customer-resolver.js';
 import { DatasetResolver } from './dataset-resolver.js';
+import { GenerationResolver } from './generation-resolver.js';
 import { graphql } from './graphql-runtime.js';
 import { TrainingJobResolver } from './training-job-resolver.js';
 
@@ -20,13 +21,30 @@ export const RESOLVERS = [
   AdapterVersionResolver,
   AdapterAliasResolver,
   TrainingJobResolver,
+  GenerationResolver,
 ] as const;
+
+/**
+ * type-graphql insists on a PubSub once any @Subscription exists, even when every subscription brings its
+ * own `subscribe` (ours do: the progress bus and the generation stream, src/queue and src/services).
+ */
+const NO_PUBSUB = {
+  publish: () => undefined,
+  subscribe: (): AsyncIterable<unknown> => {
+    throw new Error('subscriptions here use their own subscribe functions');
+  },
+};
 
 let cached: Promise<GraphQLSchema> | null = null;
 
 /** type-graphql keeps global metadata, so the schema is built once per process and shared. */
 export function buildDeltagateSchema(): Promise<GraphQLSchema> {
-  cached ??= buildSchema({ resolvers: [...RESOLVERS], validate: false, emitSchemaFile: false });
+  cached ??= buildSchema({
+    resolvers: [...RESOLVERS],
+    validate: false,
+    emitSchemaFile: false,
+    pubSub: NO_PUBSUB,
+  });
   return cached;
 }
 

@@ -1,18 +1,37 @@
 /**
- * trainingJob and trainingJobs (read side) with their nested fields. startTraining, cancelTrainingJob and
- * the trainingJobProgress subscription belong to issue 5 and will join this resolver.
+ * Training jobs over GraphQL: trainingJob(s) with their nested fields, startTraining, cancelTrainingJob and
+ * the trainingJobProgress subscription (graphql-ws). Thin: the rules are src/services/training-jobs.ts and
+ * training-runner.ts; a job's run is src/training/job-handler.ts.
  */
-import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import {
+  Arg,
+  Ctx,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
+import type { SubscribeResolverData } from 'type-graphql';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
 import type { Dataset } from '../db/repositories/datasets.js';
 import type { TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
+import type { TrainingProgressEvent } from '../services/training-runner.js';
 import type { GraphQLContext } from './context.js';
 import { pageRequest, toConnection, type ConnectionShape } from './pagination.js';
 import { AdapterType, AdapterVersionType } from './types/adapter.js';
 import { DatasetType } from './types/dataset.js';
 import { TrainingJobStatusEnum } from './types/enums.js';
-import { TrainingJobConnection, TrainingJobType } from './types/training-job.js';
+import {
+  StartTrainingInput,
+  TrainingJobConnection,
+  TrainingJobProgressType,
+  TrainingJobType,
+} from './types/training-job.js';
 
 @Resolver(() => TrainingJobType)
 export class TrainingJobResolver {
@@ -33,6 +52,40 @@ export class TrainingJobResolver {
       await ctx.services.trainingJobs.list(ctx.actor, status ?? null, req.first, req.after),
       req,
     );
+  }
+
+  @Mutation(() => TrainingJobType, {
+    description: 'Queue a QLoRA job; with an idempotencyKey, a repeated call answers the same job.',
+  })
+  async startTraining(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => StartTrainingInput) input: StartTrainingInput,
+  ): Promise<TrainingJob> {
+    return ctx.services.trainingJobs.start(ctx.actor, {
+      adapterId: input.adapterId,
+      datasetId: input.datasetId,
+      validationDatasetId: input.validationDatasetId ?? null,
+      hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : null,
+      idempotencyKey: input.idempotencyKey ?? null,
+    });
+  }
+
+  @Mutation(() => TrainingJobType, { description: 'Stops a queued or running job (within a step).' })
+  async cancelTrainingJob(@Ctx() ctx: GraphQLContext, @Arg('id', () => ID) id: string): Promise<TrainingJob> {
+    return ctx.services.trainingJobs.cancel(ctx.actor, id);
+  }
+
+  @Subscription(() => TrainingJobProgressType, {
+    description:
+      'The current state first, then one event per step/eval/status change; ends at a terminal status.',
+    subscribe: ({ args, context }: SubscribeResolverData<unknown, { id: string }, GraphQLContext>) =>
+      context.services.trainingJobs.progress(context.actor, args.id),
+  })
+  trainingJobProgress(
+    @Root() event: TrainingProgressEvent,
+    @Arg('id', () => ID) _id: string,
+  ): TrainingProgressEvent {
+    return event;
   }
 
   @FieldResolver(() => AdapterType, { nullable: true })

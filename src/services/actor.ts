@@ -4,7 +4,7 @@
  * NOT_FOUND by construction), `requireAdmin` / `requireCustomer` gate what only one role may do.
  * Authentication (turning a bearer key into an Actor) is api-keys.ts.
  */
-import type { Scope } from '../db/repositories/scope.js';
+import { ALL, tenant, type Scope } from '../db/repositories/scope.js';
 import { ForbiddenError, UnauthenticatedError } from '../shared/errors.js';
 
 export type Actor =
@@ -18,7 +18,7 @@ export const ADMIN: Actor = { role: 'ADMIN' };
 /** Every read and write derives its repository scope here. */
 export function scopeOf(actor: Actor | null): Scope {
   if (actor === null) throw new UnauthenticatedError();
-  return actor.role === 'ADMIN' ? { kind: 'all' } : { kind: 'tenant', customerId: actor.customerId };
+  return actor.role === 'ADMIN' ? ALL : tenant(actor.customerId);
 }
 
 export function requireAdmin(actor: Actor | null): void {

@@ -4,7 +4,6 @@
  * `adapterVersionPrefix` (create-only writes) and registers version max+1, retrying on a lost race.
  * `deleteVersion` refuses a version an alias points at (move the alias first), so `production` never dangles.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterAlias, AdapterVersion, StoredFile } from '../db/repositories/adapter-versions.js';
@@ -14,12 +13,12 @@ import { UploadsRepository } from '../db/repositories/uploads.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../db/database.js';
 import { isIdOf } from '../db/ids.js';
 import { parsePeftAdapter } from '../engine/formats/peft.js';
-import { BlobExistsError, type BlobStore } from '../storage/blob-store.js';
+import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.js';
 import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModelRegistry } from './base-models.js';
-import { validateAdapterName, validateAliasName } from './validation.js';
+import { ADAPTER_NAME_RE, validateAdapterName, validateAliasName } from './validation.js';
 
 export interface AdapterLimits {
   maxAdapterBytes: number;
@@ -101,7 +100,8 @@ export class AdaptersService {
   /** Names are per customer, so only a customer key can look one up. */
   async getByName(actor: Actor, name: string): Promise<Adapter> {
     const { customerId } = requireCustomer(actor);
-    const a = ADAPTER_NAME_OK(name) ? await this.repos.adapters.findByName(customerId, name) : null;
+    // A name that could never be valid is NOT_FOUND without a query.
+    const a = ADAPTER_NAME_RE.test(name) ? await this.repos.adapters.findByName(customerId, name) : null;
     if (a === null) throw new NotFoundError('adapter', name);
     return a;
   }
@@ -354,19 +354,6 @@ export class AdaptersService {
       this.logger.warn({ err, prefix }, 'could not remove adapter version files');
     }
   }
-}
-
-function ADAPTER_NAME_OK(name: string): boolean {
-  try {
-    validateAdapterName(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Strict base64: Buffer.from silently skips bad characters, which would turn garbage into "valid" weights. */

@@ -4,13 +4,12 @@
  * half-written: the blob goes first, then the row in a transaction, and the blob is removed if the row
  * fails. JSONL parsing is src/training/dataset-rows.ts; key layout src/storage/keys.ts.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Dataset, DatasetError, DatasetFormat } from '../db/repositories/datasets.js';
 import { inTransaction, type Page, type Repositories } from '../db/repositories/index.js';
 import { UploadsRepository } from '../db/repositories/uploads.js';
 import { newId } from '../db/ids.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { datasetKey, datasetPrefix } from '../storage/keys.js';
 import { validateDataset, type DatasetRow } from '../training/dataset-rows.js';
 import { BadInputError, ConflictError, NotFoundError } from '../shared/errors.js';
@@ -228,7 +227,7 @@ export class DatasetsService {
 
   private validate(bytes: Uint8Array, format: DatasetFormat): ValidationResult {
     const v = validateDataset(bytes, format, { maxBytes: this.limits.maxDatasetBytes });
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = sha256Hex(bytes);
     if (!v.ok) {
       return { status: 'INVALID', rowCount: v.rowCount, sizeBytes: v.sizeBytes, sha256, errors: v.errors };
     }

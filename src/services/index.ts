@@ -6,13 +6,17 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import { repositoriesFor, type Repositories } from '../db/repositories/index.js';
+import type { JobQueue } from '../queue/job-queue.js';
+import type { ProgressBus } from '../queue/progress-bus.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { AdaptersService } from './adapters.js';
 import { ApiKeysService } from './api-keys.js';
 import type { BaseModelRegistry } from './base-models.js';
 import { CustomersService } from './customers.js';
 import { DatasetsService, type TokenCounter } from './datasets.js';
+import { GenerationService, type GenerationOptions } from './generation.js';
 import { TrainingJobsService } from './training-jobs.js';
+import { TrainingRunner, type TrainingJobPayload, type TrainingProgressEvent } from './training-runner.js';
 
 export interface ServiceLimits {
   maxDatasetBytes: number;
@@ -30,6 +34,16 @@ export interface ServiceDeps {
   /** Counts tokens with the built-in tokenizer; null leaves `tokenCount` unset. */
   countTokens: TokenCounter | null;
   logger: Logger;
+  /** The training queue and progress bus (src/queue); without them jobs can be read but not started. */
+  training?: {
+    queue: JobQueue<TrainingJobPayload>;
+    bus: ProgressBus<TrainingProgressEvent>;
+    /** Tries per job (default 3). */
+    attempts?: number;
+    /** ORT threads per training job run in this process. */
+    threads?: number;
+  };
+  generation?: GenerationOptions;
 }
 
 export interface Services {
@@ -41,11 +55,27 @@ export interface Services {
   datasets: DatasetsService;
   adapters: AdaptersService;
   trainingJobs: TrainingJobsService;
+  /** Runs start/cancel/progress and, where this process trains, the worker; null without a queue. */
+  training: TrainingRunner | null;
+  generation: GenerationService;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const repos = repositoriesFor(deps.db);
   const apiKeys = new ApiKeysService(repos, deps.adminKey);
+  const adapters = new AdaptersService(repos, deps.blobs, deps.baseModels, deps.limits, deps.logger);
+  const training = deps.training
+    ? new TrainingRunner({
+        repos,
+        blobs: deps.blobs,
+        baseModels: deps.baseModels,
+        queue: deps.training.queue,
+        bus: deps.training.bus,
+        logger: deps.logger,
+        attempts: deps.training.attempts,
+        threads: deps.training.threads,
+      })
+    : null;
   return {
     repos,
     blobs: deps.blobs,
@@ -53,8 +83,17 @@ export function createServices(deps: ServiceDeps): Services {
     apiKeys,
     customers: new CustomersService(repos, apiKeys),
     datasets: new DatasetsService(repos, deps.blobs, deps.limits, deps.countTokens, deps.logger),
-    adapters: new AdaptersService(repos, deps.blobs, deps.baseModels, deps.limits, deps.logger),
-    trainingJobs: new TrainingJobsService(repos),
+    adapters,
+    trainingJobs: new TrainingJobsService(repos, training),
+    training,
+    generation: new GenerationService({
+      repos,
+      blobs: deps.blobs,
+      baseModels: deps.baseModels,
+      adapters,
+      logger: deps.logger,
+      options: deps.generation,
+    }),
   };
 }
 
@@ -62,3 +101,5 @@ export type { Actor, CustomerActor } from './actor.js';
 export { ADMIN, requireAdmin, requireCustomer, scopeOf } from './actor.js';
 export type { BaseModel } from './base-models.js';
 export { BaseModelRegistry } from './base-models.js';
+export { GenerationService } from './generation.js';
+export { TrainingRunner } from './training-runner.js';

@@ -1,14 +1,38 @@
 /**
- * Reading training jobs (tenant-scoped like everything else). Starting and cancelling jobs, the queue and
- * the progress stream are issue 5's: they extend this service; the rows are src/db/repositories/training-jobs.ts.
+ * Training jobs for the resolvers: reads (tenant-scoped like everything else) and, when this process has a
+ * training runner (src/services/training-runner.ts: validation, quota, idempotency, queue, progress stream),
+ * start / cancel / progress through it. The rows are src/db/repositories/training-jobs.ts.
  */
 import type { Page, Repositories } from '../db/repositories/index.js';
 import type { TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
-import { NotFoundError } from '../shared/errors.js';
+import { DeltagateError, NotFoundError } from '../shared/errors.js';
 import { scopeOf, type Actor } from './actor.js';
+import type { StartTrainingInput, TrainingProgressEvent, TrainingRunner } from './training-runner.js';
 
 export class TrainingJobsService {
-  constructor(private readonly repos: Repositories) {}
+  constructor(
+    private readonly repos: Repositories,
+    /** null: this process cannot queue jobs (reads still work). */
+    readonly runner: TrainingRunner | null = null,
+  ) {}
+
+  private need(): TrainingRunner {
+    if (this.runner === null)
+      throw new DeltagateError('INTERNAL_SERVER_ERROR', 'training is not available in this process');
+    return this.runner;
+  }
+
+  start(actor: Actor, input: StartTrainingInput): Promise<TrainingJob> {
+    return this.need().startTraining(actor, input);
+  }
+
+  cancel(actor: Actor, id: string): Promise<TrainingJob> {
+    return this.need().cancel(actor, id);
+  }
+
+  progress(actor: Actor, id: string): Promise<AsyncIterableIterator<TrainingProgressEvent>> {
+    return this.need().progress(actor, id);
+  }
 
   async get(actor: Actor, id: string): Promise<TrainingJob> {
     const job = await this.repos.trainingJobs.findById(scopeOf(actor), id);

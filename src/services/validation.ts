@@ -7,7 +7,7 @@ import { BadInputError } from '../shared/errors.js';
 
 export const ADAPTER_NAME_RE = /^[a-z0-9][a-z0-9-_]{0,62}$/;
 /** Alias names: like adapter names, but `v<digits>` is reserved for `name@v3` version references. */
-export const ALIAS_NAME_RE = /^[a-z0-9][a-z0-9-_]{0,62}$/;
+export const ALIAS_NAME_RE = ADAPTER_NAME_RE;
 const VERSION_REF_RE = /^v\d+$/;
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;

@@ -4,6 +4,7 @@
  * embedded default, served by `blob-http.ts`). Keys follow `keys.ts`; both stores refuse keys that could
  * escape their prefix. `createBlobStore` (in `create-blob-store.ts`) picks one from `Config.storage`.
  */
+import { createHash } from 'node:crypto';
 import { BadInputError, ConflictError } from '../shared/errors.js';
 
 export interface PutOptions {
@@ -98,6 +99,11 @@ export function assertContentLength(n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new BadInputError(`content length must be a non-negative integer (got ${n})`);
   }
+}
+
+/** The checksum form every store, upload and stored-file record uses: lowercase hex sha256. */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 export function assertSha256Hex(sha256: string): void {

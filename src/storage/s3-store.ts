@@ -36,6 +36,7 @@ import {
   assertContentLength,
   assertPresignSeconds,
   assertSha256Hex,
+  sha256Hex,
   type BlobStore,
   type PresignPutOptions,
   type PresignedGet,
@@ -59,7 +60,6 @@ export interface S3BlobStoreOptions {
 const MiB = 1024 * 1024;
 
 const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
-const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 function status(e: unknown): number | undefined {
   return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

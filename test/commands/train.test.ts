@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as generate } from '../../src/commands/generate.js';
 import { run as makeTinyModel } from '../../src/commands/make-tiny-model.js';
 import { parseArgs, run as train } from '../../src/commands/train.js';
+import { parseSafetensors } from '../../src/engine/formats/safetensors.js';
 
 describe('parseArgs', () => {
   it('maps every flag onto TrainingOptions', () => {
@@ -168,6 +169,19 @@ describe('deltagate train (end to end)', () => {
     expect(await readFile(join(out, 'checkpoints', 'checkpoint-30', 'state.json'), 'utf8')).toContain(
       '"step":30',
     );
+
+    // Exactly PEFT's keys and shapes: lora_A (r, in), lora_B (out, r) per layer and module, nothing else.
+    const st = parseSafetensors(new Uint8Array(await readFile(join(out, 'adapter_model.safetensors'))));
+    expect(st.tensors.size).toBe(4 * 7 * 2);
+    expect(st.tensors.get('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')!.shape).toEqual([
+      8, 128,
+    ]);
+    expect(st.tensors.get('base_model.model.model.layers.3.mlp.down_proj.lora_B.weight')!.shape).toEqual([
+      128, 8,
+    ]);
+    expect(st.tensors.get('base_model.model.model.layers.2.mlp.gate_proj.lora_B.weight')!.shape).toEqual([
+      352, 8,
+    ]);
 
     let hits = 0;
     for (const [prompt, completion] of facts) {

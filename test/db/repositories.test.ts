@@ -6,7 +6,9 @@ import { isUniqueViolation, migrate } from '../../src/db/database.js';
 import { isIdOf, newId } from '../../src/db/ids.js';
 import { AdapterVersionsRepository } from '../../src/db/repositories/adapter-versions.js';
 import {
+  inScope,
   inTransaction,
+  pageById,
   repositoriesFor,
   tenant,
   ALL,
@@ -278,5 +280,61 @@ describe.each(DB_KINDS)('repositories on %s', (kind) => {
       completionTokens: 5,
     });
     expect(await r.usage.get(c2, '2026-01')).toMatchObject({ requests: 0 });
+  });
+
+  // The two query helpers every repository builds on, exercised directly on selects, updates and deletes.
+  it('inScope filters every kind of query by customer; pageById pages in id order after the cursor', async () => {
+    const mk = (customerId: string, name: string) =>
+      r.adapters.insert({ customerId, name, baseModelId: 'deltagate-tiny', description: null });
+    const a1 = await mk(c1, 'scoped-1');
+    const a2 = await mk(c2, 'scoped-2');
+    const a3 = await mk(c1, 'scoped-3');
+    const ids = [a1.id, a2.id, a3.id];
+    const visible = async (scope: typeof ALL) =>
+      (
+        await t.db
+          .selectFrom('adapters')
+          .select('id')
+          .where('id', 'in', ids)
+          .$call(inScope(scope))
+          .orderBy('id')
+          .execute()
+      ).map((x) => x.id);
+    expect(await visible(ALL)).toEqual(ids);
+    expect(await visible(tenant(c1))).toEqual([a1.id, a3.id]);
+    expect(await visible(tenant(c2))).toEqual([a2.id]);
+
+    const updated = await t.db
+      .updateTable('adapters')
+      .set({ description: 'touched' })
+      .where('id', 'in', ids)
+      .$call(inScope(tenant(c2)))
+      .executeTakeFirst();
+    expect(Number(updated.numUpdatedRows)).toBe(1);
+    expect((await r.adapters.findByIds(ALL, ids)).map((a) => [a.id, a.description])).toEqual(
+      expect.arrayContaining([
+        [a1.id, null],
+        [a2.id, 'touched'],
+        [a3.id, null],
+      ]),
+    );
+
+    const pageOf = (after: string | null) =>
+      pageById(
+        t.db.selectFrom('adapters').selectAll().where('id', 'in', ids),
+        { first: 2, after },
+        (row) => row.id,
+      );
+    expect(await pageOf(null)).toEqual({ rows: [a1.id, a2.id], hasNextPage: true });
+    expect(await pageOf(a2.id)).toEqual({ rows: [a3.id], hasNextPage: false });
+    expect(await pageOf(a3.id)).toEqual({ rows: [], hasNextPage: false });
+
+    const deleted = await t.db
+      .deleteFrom('adapters')
+      .where('id', 'in', ids)
+      .$call(inScope(tenant(c1)))
+      .executeTakeFirst();
+    expect(Number(deleted.numDeletedRows)).toBe(2);
+    expect(await visible(ALL)).toEqual([a2.id]);
   });
 });

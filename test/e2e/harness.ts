@@ -94,11 +94,11 @@ export async function gql<T = Record<string, unknown>>(
   return { status: res.status, data: body.data ?? null, errors: body.errors };
 }
 
-/** The data of a call that must succeed (the errors are shown when it does not). */
 /** Response data are checked with whole-value assertions, so the tests read them loosely typed. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Loose = any;
 
+/** The data of a call that must succeed (the errors are shown when it does not). */
 export async function ok<T = Record<string, Loose>>(
   h: Harness,
   key: string,
@@ -120,6 +120,16 @@ export async function codes(
 ) {
   const r = await gql(h, key, query, variables);
   return (r.errors ?? []).map((e) => e.extensions?.code);
+}
+
+/** The stable `code` a service call fails with, for whole-value assertions below the API. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
+  }
+  return 'no error';
 }
 
 export function wsClient(h: Harness, authorization: string | null): Client {

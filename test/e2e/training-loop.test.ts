@@ -20,9 +20,12 @@ import {
 } from '../../src/services/training-runner.js';
 import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { checkpointPrefix } from '../../src/storage/keys.js';
+import { BlobCheckpointStore } from '../../src/training/blob-checkpoint-store.js';
 import { createTrainingJobHandler } from '../../src/training/job-handler.js';
 import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
 import { FACTS, FACTS_JSONL, factsHyperparameters, waitFor } from './fixtures/facts.js';
+import { collect, createCustomer, subscriptionCode } from './fixtures/gql-client.js';
+import { codes, ok, startHarness, wsClient, type Harness, type Loose } from './harness.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -323,15 +326,195 @@ describe('training jobs on the in-process queue', () => {
     });
     const other = await runner.startTraining(alice, quotaInput);
     expect(await codeOf(runner.startTraining(alice, quotaInput))).toBe('QUOTA_EXCEEDED');
+    expect(await queue.getState(lost.id)).toBe('unknown');
     const r = await runner.reconcile();
-    expect(r.created).toContain(lost.id);
+    expect(r.created).toEqual([lost.id]);
+    expect(r.existing).toEqual([other.id]);
+    expect(['waiting', 'active']).toContain(await queue.getState(lost.id));
+    // A second reconcile finds everything in place.
+    expect((await runner.reconcile()).created).toEqual([]);
     for (const id of [lost.id, other.id]) {
+      await runner.cancel(alice, id);
       await waitFor(
-        `job ${id} to finish`,
-        async () => (await s.trainingJobs.get(alice, id)).status === 'SUCCEEDED',
+        `job ${id} to stop`,
+        async () => !['waiting', 'active'].includes(await queue.getState(id)),
       );
     }
-    const versions = await s.adapters.versionsOf(alice, [ids.adapter]);
-    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+const JOB_FIELDS = `id status error attempts progress { step totalSteps loss } lossHistory { step loss }
+  resultVersion { id version rank sha256 metrics trainingJob { id } dataset { id } }`;
+const START = `mutation($input: StartTrainingInput!) { startTraining(input: $input) { ${JOB_FIELDS} } }`;
+const PROGRESS = `subscription($id: ID!) { trainingJobProgress(id: $id) {
+  jobId status step totalSteps epoch loss learningRate tokensPerSecond etaSeconds message } }`;
+const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { text finishReason adapterVersion { version } } }`;
+
+describe('the full loop through GraphQL on embedded defaults (npm start)', () => {
+  let h: Harness;
+  let A: { id: string; key: string };
+  let B: { id: string; key: string };
+  const ids = { adapter: '', dataset: '', job: '' };
+
+  beforeAll(async () => {
+    h = await startHarness('sqlite+fs');
+    A = await createCustomer(h, 'Acme', { maxConcurrentJobs: 2 });
+    B = await createCustomer(h, 'Globex');
+  });
+  afterAll(async () => h?.close());
+
+  it('upload → adapter → startTraining (idempotent) → live progress → SUCCEEDED → generate by name', async () => {
+    const ds = await ok(
+      h,
+      A.key,
+      `mutation($input: UploadDatasetInput!) { uploadDataset(input: $input) { id status rowCount } }`,
+      { input: { name: 'facts', content: FACTS_JSONL, format: 'PROMPT_COMPLETION' } },
+    );
+    expect(ds.uploadDataset).toMatchObject({ status: 'READY', rowCount: FACTS.length });
+    ids.dataset = ds.uploadDataset.id;
+    ids.adapter = (
+      await ok(
+        h,
+        A.key,
+        `mutation { createAdapter(input: { name: "facts", baseModelId: "deltagate-tiny" }) { id } }`,
+      )
+    ).createAdapter.id;
+
+    const input = {
+      adapterId: ids.adapter,
+      datasetId: ids.dataset,
+      idempotencyKey: 'first-run',
+      hyperparameters: factsHyperparameters(30),
+    };
+    const [first, again] = await Promise.all([
+      ok(h, A.key, START, { input }),
+      ok(h, A.key, START, { input }),
+    ]);
+    expect(again.startTraining.id).toBe(first.startTraining.id);
+    ids.job = first.startTraining.id;
+
+    const client = wsClient(h, `Bearer ${A.key}`);
+    const progress = collect<Loose>(client, PROGRESS, { id: ids.job });
+    await progress.done;
+    await client.dispose();
+    const events = progress.events.map((e) => ({ ...e.data.trainingJobProgress, at: e.at }));
+    const steps = events.filter((e) => e.status === 'RUNNING' && e.step > 0);
+    expect(events.at(-1)).toMatchObject({ jobId: ids.job, status: 'SUCCEEDED', step: 30, totalSteps: 30 });
+    expect(steps.length).toBeGreaterThanOrEqual(20);
+    expect(steps.every((e) => e.loss > 0 && e.learningRate > 0 && e.tokensPerSecond > 0)).toBe(true);
+    expect(events.at(-1)!.at - steps[0]!.at).toBeGreaterThan(1000); // live, not a burst at the end
+
+    const job = (
+      await ok(h, A.key, `query($id: ID!) { trainingJob(id: $id) { ${JOB_FIELDS} } }`, { id: ids.job })
+    ).trainingJob;
+    expect(job).toMatchObject({
+      status: 'SUCCEEDED',
+      error: null,
+      attempts: 1,
+      progress: { step: 30, totalSteps: 30 },
+      resultVersion: { version: 1, rank: 8, trainingJob: { id: ids.job }, dataset: { id: ids.dataset } },
+    });
+    expect(job.lossHistory).toHaveLength(30);
+    expect(job.resultVersion.metrics.steps).toBe(30);
+
+    // A late subscriber gets the current (terminal) state once, then completion.
+    const late = collect<Loose>(wsClient(h, `Bearer ${A.key}`), PROGRESS, { id: ids.job });
+    await late.done;
+    expect(late.events.map((e) => e.data.trainingJobProgress.status)).toEqual(['SUCCEEDED']);
+
+    let tuned = 0;
+    let base = 0;
+    for (const [prompt, completion] of FACTS) {
+      const maxTokens = completion.length + 3;
+      const a = (await ok(h, A.key, GENERATE, { input: { adapter: 'facts', prompt, maxTokens } })).generate;
+      const b = (await ok(h, A.key, GENERATE, { input: { prompt, maxTokens } })).generate;
+      expect(a.adapterVersion).toEqual({ version: 1 });
+      if (a.text === completion) tuned++;
+      if (b.text === completion) base++;
+    }
+    expect({ tuned, base }).toEqual({ tuned: FACTS.length, base: 0 });
+  });
+
+  it('another customer cannot see, cancel or watch the job', async () => {
+    const q = `query($id: ID!) { trainingJob(id: $id) { id } }`;
+    expect(await codes(h, B.key, q, { id: ids.job })).toEqual(['NOT_FOUND']);
+    expect(
+      await codes(h, B.key, `mutation($id: ID!) { cancelTrainingJob(id: $id) { id } }`, { id: ids.job }),
+    ).toEqual(['NOT_FOUND']);
+    expect(
+      (await ok(h, B.key, '{ trainingJobs(first: 10) { edges { node { id } } } }')).trainingJobs.edges,
+    ).toEqual([]);
+    const s = collect<Loose>(wsClient(h, `Bearer ${B.key}`), PROGRESS, { id: ids.job });
+    expect(await subscriptionCode(s.done)).toBe('NOT_FOUND');
+    expect(s.events).toEqual([]);
+    expect(
+      await codes(h, B.key, START, { input: { adapterId: ids.adapter, datasetId: ids.dataset } }),
+    ).toEqual(['NOT_FOUND']);
+  });
+
+  it('cancelTrainingJob stops a running job within a step and registers nothing', async () => {
+    const job = (
+      await ok(h, A.key, START, {
+        input: { adapterId: ids.adapter, datasetId: ids.dataset, hyperparameters: factsHyperparameters(400) },
+      })
+    ).startTraining;
+    const progress = collect<Loose>(wsClient(h, `Bearer ${A.key}`), PROGRESS, { id: job.id });
+    await waitFor('two steps', async () => progress.events.some((e) => e.data.trainingJobProgress.step >= 2));
+    const cancelled = (
+      await ok(h, A.key, `mutation($id: ID!) { cancelTrainingJob(id: $id) { id status } }`, { id: job.id })
+    ).cancelTrainingJob;
+    expect(cancelled).toEqual({ id: job.id, status: 'CANCELLED' });
+    await progress.done;
+    expect(progress.events.at(-1)!.data.trainingJobProgress.status).toBe('CANCELLED');
+    const adapter = (
+      await ok(h, A.key, `query($id: ID!) { adapter(id: $id) { latestVersion { version } } }`, {
+        id: ids.adapter,
+      })
+    ).adapter;
+    expect(adapter.latestVersion).toEqual({ version: 1 });
+  });
+});
+
+describe('BlobCheckpointStore', () => {
+  it('keeps the newest two, skips a torn or corrupted checkpoint, clears', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dg-ckpt-'));
+    try {
+      const blobs = await FsBlobStore.open({ dir, publicUrl: 'http://127.0.0.1:9' });
+      const prefix = checkpointPrefix('cus_a', 'job_a');
+      const store = new BlobCheckpointStore(blobs, prefix);
+      const files = (n: number) => ({
+        'state.json': Buffer.from(`{"step":${n}}`),
+        'w.bin': Uint8Array.of(n, n, n),
+      });
+      const hex = (c: { step: number; files: Record<string, Uint8Array> } | null) =>
+        c && {
+          step: c.step,
+          files: Object.fromEntries(
+            Object.entries(c.files).map(([k, v]) => [k, Buffer.from(v).toString('hex')]),
+          ),
+        };
+      expect(await store.loadLatest()).toBeNull();
+      for (const step of [5, 10, 15]) await store.save(step, files(step));
+      const keys = async () => (await blobs.list(prefix)).map((o) => o.key.slice(prefix.length));
+      expect(await keys()).toEqual([
+        'step-10/manifest.json',
+        'step-10/state.json',
+        'step-10/w.bin',
+        'step-15/manifest.json',
+        'step-15/state.json',
+        'step-15/w.bin',
+      ]);
+      expect(hex(await store.loadLatest())).toEqual(hex({ step: 15, files: files(15) }));
+      // A save killed before its manifest: invisible.
+      await blobs.put(`${prefix}step-20/w.bin`, Uint8Array.of(1));
+      expect((await store.loadLatest())!.step).toBe(15);
+      // A file overwritten by an overlapping run of the same job: the step is skipped, the previous one used.
+      await blobs.put(`${prefix}step-15/w.bin`, Uint8Array.of(9, 9, 9));
+      expect(hex(await store.loadLatest())).toEqual(hex({ step: 10, files: files(10) }));
+      await store.clear();
+      expect(await keys()).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

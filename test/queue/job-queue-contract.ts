@@ -192,6 +192,16 @@ export function jobQueueContract(makeQueue: MakeQueue): void {
     expect(peak).toBe(2);
   });
 
+  it('refuses a worker concurrency that is not a positive integer', async () => {
+    const q = open();
+    for (const concurrency of [0, -1, 1.5, Number.NaN]) {
+      await expect(
+        q.startWorker(async () => undefined, { concurrency }),
+        String(concurrency),
+      ).rejects.toThrow(new TypeError(`concurrency must be a positive integer, got ${concurrency}`));
+    }
+  });
+
   it('close past its timeout aborts running handlers and hands their jobs back to another worker', async () => {
     const q = open();
     const started = deferred<number>();

@@ -13,18 +13,9 @@ import { validateAdapterName, validateAliasName } from '../../src/services/valid
 import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { adapterPrefix, datasetKey } from '../../src/storage/keys.js';
 import { DB_KINDS, openTestDatabase, type TestDatabase } from '../db/test-databases.js';
-import { makePeftAdapter } from '../e2e/harness.js';
+import { codeOf, makePeftAdapter } from '../e2e/harness.js';
 
 const ADMIN_KEY = 'services-admin-key-0123456789abcdef';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
-  }
-  return 'no error';
-}
 
 describe('validation', () => {
   it('adapter and alias names', () => {

@@ -16,6 +16,8 @@ import {
   ChecksumMismatchError,
   InvalidBlobKeyError,
   MAX_PRESIGN_SECONDS,
+  assertSha256Hex,
+  sha256Hex,
   type BlobStore,
 } from '../../src/storage/blob-store.js';
 import { createBlobHttpHandler } from '../../src/storage/blob-http.js';
@@ -84,6 +86,18 @@ const HARNESSES: [string, () => Promise<Harness>][] = [
   ['S3BlobStore (checksums WHEN_REQUIRED)', () => s3Harness('WHEN_REQUIRED')],
   ['S3BlobStore (checksums WHEN_SUPPORTED)', () => s3Harness('WHEN_SUPPORTED')],
 ];
+
+describe('sha256Hex', () => {
+  it('is the lowercase hex digest the stores and records use (FIPS 180-2 vectors)', () => {
+    expect(sha256Hex(new TextEncoder().encode('abc'))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+    expect(sha256Hex(new Uint8Array(0))).toBe(
+      'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    );
+    expect(() => assertSha256Hex(sha256Hex(randomBytes(100)))).not.toThrow();
+  });
+});
 
 describe.each(HARNESSES)('%s', (_name, make) => {
   let h: Harness;

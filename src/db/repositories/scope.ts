@@ -16,7 +16,9 @@ export function tenant(customerId: string): Scope {
 }
 
 /** The tables with a `customer_id` column: the ones `inScope` can filter. */
-type TenantTable = { [T in keyof Database]: 'customer_id' extends keyof Database[T] ? T : never }[keyof Database];
+type TenantTable = {
+  [T in keyof Database]: 'customer_id' extends keyof Database[T] ? T : never;
+}[keyof Database];
 
 /** The tables a Kysely select/update/delete builder reads; `never` for anything else. */
 type TablesOf<Q> =
@@ -76,7 +78,10 @@ export async function pageById<Q extends IdPageable<Q>, T>(
 ): Promise<Page<T>> {
   let paged = q.orderBy('id').limit(page.first + 1);
   if (page.after) paged = paged.where('id', '>', page.after);
-  return toPage((await paged.execute()).map((r) => toModel(r as RowOf<Q>)), page.first);
+  return toPage(
+    (await paged.execute()).map((r) => toModel(r as RowOf<Q>)),
+    page.first,
+  );
 }
 
 export function parseJson<T>(text: string | null, fallback: T): T {

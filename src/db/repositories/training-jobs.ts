@@ -8,7 +8,7 @@ import type { Db } from '../database.js';
 import { nowIso } from '../database.js';
 import { newId } from '../ids.js';
 import type { TrainingJobsTable } from '../schema.js';
-import { inScope, pageById, parseJson, type Page, type PageArgs, type Scope } from './scope.js';
+import { ALL, inScope, pageById, parseJson, type Page, type PageArgs, type Scope } from './scope.js';
 
 export type TrainingJobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 export const TERMINAL_JOB_STATUSES: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
@@ -207,6 +207,6 @@ export class TrainingJobsRepository {
       .where('status', 'in', [...from])
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return null;
-    return this.findById({ kind: 'all' }, id, db);
+    return this.findById(ALL, id, db);
   }
 }
