@@ -13,7 +13,8 @@ import { storiesQuantError } from './lib/stories-error.js';
 
 type Result = Record<string, number | string>;
 
-function child(script: string, args: Record<string, string | number>): Result {
+/** Runs one bench script in a child process; returns every result line it printed. */
+function children(script: string, args: Record<string, string | number>): Result[] {
   const argv = [
     '--import',
     'tsx',
@@ -21,13 +22,16 @@ function child(script: string, args: Record<string, string | number>): Result {
     ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)]),
   ];
   const p = spawnSync(process.execPath, argv, { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const line = p.stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
-  if (p.status !== 0 || !line)
+  const lines = p.stdout.split('\n').filter((l) => l.startsWith(RESULT_PREFIX));
+  if (p.status !== 0 || lines.length === 0) {
     throw new Error(`${script} ${JSON.stringify(args)} failed (${p.status}):\n${p.stderr}`);
-  const r = JSON.parse(line.slice(RESULT_PREFIX.length)) as Result;
-  console.error(`  ${script} ${JSON.stringify(args)} → ${JSON.stringify(r)}`);
-  return r;
+  }
+  const rs = lines.map((l) => JSON.parse(l.slice(RESULT_PREFIX.length)) as Result);
+  for (const r of rs) console.error(`  ${script} ${JSON.stringify(args)} → ${JSON.stringify(r)}`);
+  return rs;
 }
+
+const child = (script: string, args: Record<string, string | number>): Result => children(script, args)[0]!;
 
 const f = (x: number | string, d = 1) => (typeof x === 'number' ? x.toFixed(d) : x);
 const pct = (x: number | string) => `${(Number(x) * 100).toFixed(0)}%`;
@@ -51,13 +55,14 @@ const decode: Result[] = [];
 const prefill: Result[] = [];
 let side: Result | undefined;
 console.error('decode');
-for (const quantize of quick ? ['none', 'int4'] : ['none', 'nf4', 'int4']) {
-  for (const batch of quick ? [1] : [1, 8])
-    decode.push(child('decode', { preset: '100m', quantize, batch, ...t }));
+// The bases of one model and batch run round-robin in one process (see bench/decode.ts).
+for (const batch of quick ? [1] : [1, 8]) {
+  decode.push(
+    ...children('decode', { preset: '100m', quantize: quick ? 'none,int4' : 'none,nf4,int4', batch, ...t }),
+  );
 }
 if (!quick) {
-  for (const quantize of ['none', 'int4'])
-    decode.push(child('decode', { preset: '1g', quantize, batch: 1, steps: 10, ...t }));
+  decode.push(...children('decode', { preset: '1g', quantize: 'none,int4', batch: 1, steps: 10, ...t }));
   console.error('prefill');
   for (const quantize of ['none', 'nf4', 'int4']) {
     for (const batch of [1, 8])
@@ -68,15 +73,15 @@ if (!quick) {
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-const fp32ByPreset = new Map(
-  decode.filter((r) => r.quantize === 'none' && r.batch === 1).map((r) => [r.preset, r]),
-);
 const lines = [
   `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length}× ${cpu}, ` +
     `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, onnxruntime-node ${ort.env.versions.common}, ` +
     `${threads ?? 'default (all cores)'} intra-op threads, machine load ${os.loadavg()[0]!.toFixed(1)} at the end.`,
   '',
-  '### Decode (tokens/s; roofline = batch × GEMV bandwidth ÷ weight bytes per step, measured in the same process)',
+  '### Decode (tokens/s; roofline = batch × GEMV bandwidth ÷ weight bytes per step)',
+  '',
+  'The bases of one model and batch size ran round-robin in one process with a GEMV probe pass before each',
+  "step (all see the same load); peak RSS is that process's, all its sessions and the 512 MiB probe included.",
   '',
   table(
     [
@@ -89,7 +94,7 @@ const lines = [
       'GEMV GB/s',
       'roofline tok/s',
       'ratio',
-      'vs fp32 b1',
+      'vs fp32 (same batch)',
       'peak RSS MiB',
     ],
     decode.map((r) => [
@@ -102,9 +107,7 @@ const lines = [
       f(Number(r.gemvBytesPerSecond) / 1e9, 1),
       f(r.rooflineTokensPerSecond!),
       pct(r.rooflineRatio!),
-      r.batch === 1
-        ? `${f(Number(r.tokensPerSecond) / Number(fp32ByPreset.get(r.preset!)?.tokensPerSecond), 2)}×`
-        : '',
+      `${f(r.vsFirst!, 2)}×`,
       f(r.peakRssMiB!, 0),
     ]),
   ),

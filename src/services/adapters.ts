@@ -18,7 +18,7 @@ import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.
 import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModelRegistry } from './base-models.js';
-import { ADAPTER_NAME_RE, validateAdapterName, validateAliasName } from './validation.js';
+import { ADAPTER_NAME_RE, validateAdapterName, validateAliasName, validateSizeBytes } from './validation.js';
 
 export interface AdapterLimits {
   maxAdapterBytes: number;
@@ -142,15 +142,7 @@ export class AdaptersService {
   /** A presigned PUT for adapter weights too large to send inline; pass the id to `importVersion`. */
   async createWeightsUpload(actor: Actor, input: { sizeBytes: number }): Promise<UploadTicket> {
     const { customerId } = requireCustomer(actor);
-    if (
-      !Number.isSafeInteger(input.sizeBytes) ||
-      input.sizeBytes < 1 ||
-      input.sizeBytes > this.limits.maxAdapterBytes
-    ) {
-      throw new BadInputError(
-        `sizeBytes must be an integer 1-${this.limits.maxAdapterBytes} (got ${input.sizeBytes})`,
-      );
-    }
+    validateSizeBytes(input.sizeBytes, this.limits.maxAdapterBytes);
     const uploadId = UploadsRepository.newId();
     const blobKey = uploadKey(customerId, uploadId);
     const presigned = await this.blobs.presignPut(blobKey, {

@@ -14,7 +14,7 @@ import { datasetKey, datasetPrefix } from '../storage/keys.js';
 import { validateDataset, type DatasetRow } from '../training/dataset-rows.js';
 import { BadInputError, ConflictError, NotFoundError } from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
-import { validateLabel } from './validation.js';
+import { validateLabel, validateSizeBytes } from './validation.js';
 
 export const DATASET_FORMATS: readonly DatasetFormat[] = ['PROMPT_COMPLETION', 'CHAT', 'TEXT'];
 
@@ -102,15 +102,7 @@ export class DatasetsService {
     const { customerId } = requireCustomer(actor);
     const name = validateLabel(input.name, 'dataset name');
     checkFormat(input.format);
-    if (
-      !Number.isSafeInteger(input.sizeBytes) ||
-      input.sizeBytes < 1 ||
-      input.sizeBytes > this.limits.maxDatasetBytes
-    ) {
-      throw new BadInputError(
-        `sizeBytes must be an integer 1-${this.limits.maxDatasetBytes} (got ${input.sizeBytes})`,
-      );
-    }
+    validateSizeBytes(input.sizeBytes, this.limits.maxDatasetBytes);
     const id = newId('dataset');
     const uploadId = UploadsRepository.newId();
     const blobKey = datasetKey(customerId, id);

@@ -41,6 +41,14 @@ export function validateLabel(value: string, what: string, max = 200): string {
   return trimmed;
 }
 
+/** The size a presigned upload promises: an integer 1-`max` bytes (the PUT must then send exactly that). */
+export function validateSizeBytes(value: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new BadInputError(`sizeBytes must be an integer 1-${max} (got ${value})`);
+  }
+  return value;
+}
+
 export function validateQuota(
   value: number | null | undefined,
   what: string,

@@ -195,6 +195,9 @@ function fingerprint(o: ResolvedOptions, examples: readonly EncodedExample[], mo
     batch: o.batchSize,
     accum: o.gradAccum,
     seed: o.seed,
+    warmup: o.warmupRatio,
+    decay: o.weightDecay,
+    clip: o.maxGradNorm,
     n: examples.length,
     h,
   });

@@ -16,7 +16,6 @@ import {
   type Loose,
 } from './harness.js';
 
-
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 const PC_ROWS = [

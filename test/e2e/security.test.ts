@@ -4,7 +4,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, codes, gql, ok, startHarness, wsClient, type Harness } from './harness.js';
 
-
 describe('API guards', () => {
   let h: Harness;
   let key = '';

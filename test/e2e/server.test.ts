@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAdminKey } from '../../src/main.js';
 import { ok, startHarness, type Harness } from './harness.js';
 
-
 describe('server', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -16,7 +16,6 @@ import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
 import { makePeftAdapter } from '../e2e/harness.js';
 
-
 describe('DataLoaders', () => {
   let t: TestDatabase;
   let s: Services;

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { graphql } from '../../src/resolvers/graphql-runtime.js';
 import { buildDeltagateSchema, printDeltagateSchema } from '../../src/resolvers/schema.js';
 
-
 const fieldsOf = (type: unknown) =>
   Object.keys((type as { getFields(): Record<string, unknown> }).getFields()).sort();
 

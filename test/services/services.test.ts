@@ -9,7 +9,7 @@ import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-m
 import { ApiKeysService, generateSecret, lookupPrefix } from '../../src/services/api-keys.js';
 import { BaseModelRegistry } from '../../src/services/base-models.js';
 import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
-import { validateAdapterName, validateAliasName } from '../../src/services/validation.js';
+import { validateAdapterName, validateAliasName, validateSizeBytes } from '../../src/services/validation.js';
 import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { adapterPrefix, datasetKey } from '../../src/storage/keys.js';
 import { DB_KINDS, openTestDatabase, type TestDatabase } from '../db/test-databases.js';
@@ -27,6 +27,15 @@ describe('validation', () => {
     expect(validateAliasName('production')).toBe('production');
     for (const bad of ['v1', 'v22', 'Prod', '../x'])
       expect(() => validateAliasName(bad), bad).toThrow(/alias/);
+  });
+
+  it('upload sizes: an integer from 1 to the limit', () => {
+    expect([1, 500, 1000].map((n) => validateSizeBytes(n, 1000))).toEqual([1, 500, 1000]);
+    for (const bad of [0, -1, 1001, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 1]) {
+      expect(() => validateSizeBytes(bad, 1000), String(bad)).toThrow(
+        `sizeBytes must be an integer 1-1000 (got ${bad})`,
+      );
+    }
   });
 
   it('secrets: prefix, entropy, lookup prefix', () => {
@@ -142,7 +151,7 @@ describe.each(DB_KINDS)('services on %s', (kind) => {
     expect(await codeOf(s.adapters.resolveReference(bob, 'race'))).toBe('NOT_FOUND');
   });
 
-  it('inline datasets over the limit are refused; nothing is written', async () => {
+  it('inline datasets and presigned uploads over the limit are refused; nothing is written', async () => {
     const big = '{"text":"' + 'x'.repeat(600) + '"}';
     expect(await codeOf(s.datasets.upload(alice, { name: 'big', content: big, format: 'TEXT' }))).toBe(
       'BAD_USER_INPUT',
@@ -151,6 +160,9 @@ describe.each(DB_KINDS)('services on %s', (kind) => {
       await codeOf(s.datasets.createUpload(alice, { name: 'big', format: 'TEXT', sizeBytes: 1001 })),
     ).toBe('BAD_USER_INPUT');
     expect((await s.datasets.list(alice, 10, null)).rows).toEqual([]);
+    expect(await codeOf(s.adapters.createWeightsUpload(alice, { sizeBytes: 10_000_001 }))).toBe(
+      'BAD_USER_INPUT',
+    );
   });
 
   it('a presigned upload whose size differs from the declared one is INVALID and its file removed', async () => {

@@ -55,7 +55,7 @@ describe('runTraining', () => {
         data: { rows: factRows },
         format: 'PROMPT_COMPLETION',
         outDir,
-        epochs: 30,
+        epochs: 36, // 108 steps: 30 already reproduce 12/12 here, 25 only 8 — margin for other CPUs
         learningRate: 3e-3,
         batchSize: 4,
         threads: 2,
@@ -66,7 +66,7 @@ describe('runTraining', () => {
     expect(metrics.bitsPerBaseParameter).toBeLessThan(4.2);
     const steps = events.filter((e) => e.type === 'step');
     expect(steps).toHaveLength(metrics.totalSteps);
-    expect(steps.map((e) => e.step)).toEqual(Array.from({ length: 90 }, (_, i) => i + 1));
+    expect(steps.map((e) => e.step)).toEqual(Array.from({ length: 108 }, (_, i) => i + 1));
     const first = steps.slice(0, 3).reduce((s, e) => s + e.loss, 0) / 3;
     const last = steps.slice(-3).reduce((s, e) => s + e.loss, 0) / 3;
     expect(last).toBeLessThan(first - 1);
@@ -79,7 +79,7 @@ describe('runTraining', () => {
     const saved = JSON.parse(await readFile(join(outDir, 'metrics.json'), 'utf8')) as {
       lossHistory: unknown[];
     };
-    expect(saved.lossHistory).toHaveLength(90);
+    expect(saved.lossHistory).toHaveLength(108);
 
     const engine = await Engine.load(modelDir);
     let tuned = 0;

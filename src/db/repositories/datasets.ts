@@ -62,6 +62,11 @@ function toDataset(r: Row): Dataset {
   };
 }
 
+/** The `errors` column: a JSON array, or null when there are none. */
+function errorsColumn(errors: DatasetError[] | undefined): string | null {
+  return errors && errors.length > 0 ? JSON.stringify(errors) : null;
+}
+
 export class DatasetsRepository {
   constructor(private readonly db: Db) {}
 
@@ -86,7 +91,7 @@ export class DatasetsRepository {
       token_count: input.tokenCount ?? null,
       size_bytes: input.sizeBytes ?? null,
       sha256: input.sha256 ?? null,
-      errors: input.errors && input.errors.length > 0 ? JSON.stringify(input.errors) : null,
+      errors: errorsColumn(input.errors),
       blob_key: input.blobKey,
       created_at: now,
       updated_at: now,
@@ -140,9 +145,7 @@ export class DatasetsRepository {
         ...(result.tokenCount !== undefined ? { token_count: result.tokenCount } : {}),
         ...(result.sizeBytes !== undefined ? { size_bytes: result.sizeBytes } : {}),
         ...(result.sha256 !== undefined ? { sha256: result.sha256 } : {}),
-        ...(result.errors !== undefined
-          ? { errors: result.errors.length > 0 ? JSON.stringify(result.errors) : null }
-          : {}),
+        ...(result.errors !== undefined ? { errors: errorsColumn(result.errors) } : {}),
       })
       .where('id', '=', id)
       .where('status', '=', from)

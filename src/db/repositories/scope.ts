@@ -1,7 +1,7 @@
 /**
  * Tenant scope: what every repository query of a tenant-owned table takes, so another customer's row is
  * simply not found (no existence leak) — tenant isolation by construction, not by a check someone can forget.
- * Services derive the scope from the caller (src/services/authz.ts); only admin requests get `{ kind: 'all' }`.
+ * Services derive the scope from the caller (src/services/actor.ts); only admin requests get `{ kind: 'all' }`.
  * Also the query helpers every repository shares: the tenant filter, id-keyset pages, JSON columns.
  */
 import type { DeleteQueryBuilder, SelectQueryBuilder, UpdateQueryBuilder } from 'kysely';
@@ -15,9 +15,9 @@ export function tenant(customerId: string): Scope {
   return { kind: 'tenant', customerId };
 }
 
-/** The tables with a `customer_id` column: the ones `inScope` can filter. */
-type TenantTable = {
-  [T in keyof Database]: 'customer_id' extends keyof Database[T] ? T : never;
+/** The tables that have column `C`. */
+type TablesWith<C extends string> = {
+  [T in keyof Database]: C extends keyof Database[T] ? T : never;
 }[keyof Database];
 
 /** The tables a Kysely select/update/delete builder reads; `never` for anything else. */
@@ -31,13 +31,18 @@ type TablesOf<Q> =
         : never;
 
 /**
- * What `inScope` needs of a query builder: a `where` on `customer_id` — structural, so one helper serves
- * selects, updates and deletes; `TablesOf` keeps it to tenant-owned tables (Kysely's own `where` overloads
- * would accept the column name on any table when matched structurally).
+ * A type error unless every table `Q` reads has column `C`. The helpers below match Kysely builders
+ * structurally (one helper for every table and query kind), and Kysely's generic `where` overloads would
+ * then accept any column name; this puts the column check back.
  */
+type OnlyTablesWith<Q, C extends string> = [TablesOf<Q>] extends [TablesWith<C>]
+  ? unknown
+  : { [K in `needs a table with ${C}`]: never };
+
+/** What `inScope` needs of a select/update/delete builder: a `where` on `customer_id`. */
 type CustomerFilterable<Q> = {
   where(column: 'customer_id', op: '=', value: string): Q;
-} & ([TablesOf<Q>] extends [TenantTable] ? unknown : { notATenantTable: never });
+} & OnlyTablesWith<Q, 'customer_id'>;
 
 /** The tenant filter, for `$call`: `db.selectFrom('datasets')….$call(inScope(scope))`. */
 export function inScope(scope: Scope): <Q extends CustomerFilterable<Q>>(q: Q) => Q {
@@ -60,13 +65,13 @@ export function toPage<T>(rows: T[], first: number): Page<T> {
   return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
 }
 
-/** What `pageById` needs of a Kysely select builder whose rows have a text `id`. */
-interface IdPageable<Q> {
+/** What `pageById` needs of a select builder over a table with a text `id`. */
+type IdPageable<Q> = {
   where(column: 'id', op: '>', value: string): Q;
   orderBy(column: 'id'): Q;
   limit(n: number): Q;
   execute(): Promise<unknown[]>;
-}
+} & OnlyTablesWith<Q, 'id'>;
 
 type RowOf<Q extends IdPageable<Q>> = Awaited<ReturnType<Q['execute']>>[number];
 
