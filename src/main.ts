@@ -170,10 +170,13 @@ export async function startServer(config: Config, options: StartServerOptions): 
   const runner = services.training!;
   // Embedded defaults: this process trains. With Redis, `deltagate worker` processes do.
   if (training.runWorker ?? config.redisUrl === null) await runner.startWorker(config.workerConcurrency);
-  // SQL is the source of truth: jobs the queue lost (a restart of the in-process queue, a Redis flush) run again.
-  await runner
-    .reconcile()
-    .catch((err: unknown) => logger.error({ err }, 'could not reconcile training jobs'));
+  // SQL is the source of truth: jobs the queue lost (a restart of the in-process queue, a Redis flush) run
+  // again, and jobs the queue gave up on (stalled too often) are marked FAILED — at start-up and every minute.
+  const reconcile = () =>
+    runner.reconcile().catch((err: unknown) => logger.error({ err }, 'could not reconcile training jobs'));
+  await reconcile();
+  const reconciler = setInterval(() => void reconcile(), 60_000);
+  reconciler.unref();
   const limiter = createRateLimiter({ perMinute: config.limits.rateLimitPerMinute });
   const schema = await buildDeltagateSchema();
   const formatError = createFormatError(logger, { production: config.production });
@@ -369,6 +372,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
         wsServer.close();
         // Running jobs get 10 s; then they go back to the queue (SQL keeps them RUNNING; the reconciler or
         // another worker resumes them from their last checkpoint).
+        clearInterval(reconciler);
         await runner.close({ timeoutMs: 10_000 });
         await queue.close();
         await bus.close();

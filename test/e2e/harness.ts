@@ -14,7 +14,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { BUILTIN_CONFIG } from '../../src/engine/builtin-model.js';
 import { linearShape, parseModelConfig, type LinearModule } from '../../src/engine/formats/hf-config.js';
 import { loraScale, serializePeftAdapter, type LoraWeights } from '../../src/engine/formats/peft.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer, type StartServerOptions } from '../../src/main.js';
 import { createTestPgSchema } from '../helpers/env.js';
 import { testS3Config, testS3Env } from '../helpers/s3.js';
 
@@ -41,7 +41,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(backend: Backend, env: Record<string, string> = {}): Promise<Harness> {
+/** `env` overrides the DELTAGATE_* variables; `training` the queue settings (prefix, lock) a test needs. */
+export async function startHarness(
+  backend: Backend,
+  env: Record<string, string> = {},
+  training?: StartServerOptions['training'],
+): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'dg-e2e-'));
   const port = await freePort();
   const cleanups: (() => Promise<void>)[] = [async () => rmSync(dataDir, { recursive: true, force: true })];
@@ -60,7 +65,10 @@ export async function startHarness(backend: Backend, env: Record<string, string>
     ...backendEnv,
     ...env,
   });
-  const server = await startServer(config, { logger: pino({ level: 'warn' }) });
+  const server = await startServer(config, {
+    logger: pino({ level: 'warn' }),
+    ...(training === undefined ? {} : { training }),
+  });
   return {
     server,
     config,
