@@ -235,7 +235,11 @@ async function openBase(o: ResolvedOptions): Promise<OpenBase> {
     dropout: o.dropout,
     gradientCheckpointing: o.gradientCheckpointing,
   });
-  const session = await EngineSession.create(tg.graph, o.threads === undefined ? {} : { threads: o.threads });
+  // No CPU arena: a step's activations are freed after each run, and the arena would keep its high-water mark.
+  const session = await EngineSession.create(tg.graph, {
+    enableCpuMemArena: false,
+    ...(o.threads === undefined ? {} : { threads: o.threads }),
+  });
   const name = ckpt.rawConfig._name_or_path;
   return {
     session,

@@ -29,6 +29,11 @@ export interface SessionConfig {
   externalDataThresholdBytes?: number;
   /** Where that temporary file goes; default the OS temp dir. */
   tempDir?: string;
+  /**
+   * ORT's CPU arena grows in power-of-two chunks and never shrinks: right for a decode loop that reuses the
+   * same buffers, wasteful for a training step whose activations are freed after each run. Default true.
+   */
+  enableCpuMemArena?: boolean;
 }
 
 export class SessionCreateError extends Error {
@@ -76,6 +81,7 @@ export class EngineSession {
       executionProviders: [...(config.executionProviders ?? ['cpu'])],
       graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
       logSeverityLevel: config.logSeverity ?? 3,
+      enableCpuMemArena: config.enableCpuMemArena ?? true,
       ...(config.threads === undefined ? {} : { intraOpNumThreads: config.threads, interOpNumThreads: 1 }),
     };
     try {
