@@ -1,9 +1,9 @@
 /**
- * Training throughput and memory: a ~57M-parameter Llama (hidden 768, 8 layers, byte vocabulary) trained with
+ * Training throughput and memory: a ~98M-parameter Llama (hidden 768, 16 layers, byte vocabulary) trained with
  * rank-8 LoRA on all seven projections at sequence length 256, NF4 base vs fp32 base, each in its own process
  * so peak RSS is its own. Reports tokens/s, achieved FLOP/s against the fp32 MatMul peak measured in the same
  * run (bench/ceilings.ts), bits per base parameter, and peak RSS against the fp32 model size.
- * Gradient checkpointing on (the default) and off. Run: `node --import tsx bench/train.ts` (≈ 3–4 min, 2 cores). Results: docs/PERFORMANCE.md, "Training".
+ * Gradient checkpointing on (the default) and off. Run: `node --import tsx bench/train.ts` (≈ 6–8 min, 2 cores). Results: docs/PERFORMANCE.md, "Training".
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +20,7 @@ const RAW_CONFIG = {
   ...BUILTIN_CONFIG,
   hidden_size: 768,
   intermediate_size: 2048,
-  num_hidden_layers: 8,
+  num_hidden_layers: 16,
   num_attention_heads: 12,
   num_key_value_heads: 4,
   head_dim: 64,

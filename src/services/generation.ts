@@ -5,13 +5,12 @@
  * engine (src/inference/engine.ts) behind a small per-process FIFO queue, and counts usage per customer.
  * Not the multi-tenant batching gateway (a later issue); the GraphQL side is src/resolvers/generation-resolver.ts.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
 import type { Repositories } from '../db/repositories/index.js';
 import { parsePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
 import { Engine, type FinishReason as EngineFinishReason } from '../inference/engine.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES } from '../storage/keys.js';
 import {
   BadInputError,
@@ -119,7 +118,6 @@ interface Prepared {
   };
 }
 
-const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const opt = <T>(x: T | null | undefined): T | undefined => (x === null ? undefined : x);
 
 /** A byte-budgeted LRU of parsed adapters keyed by version id (Map order = recency). */

@@ -8,13 +8,12 @@
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '../db/database.js';
 import { ALL, type Repositories } from '../db/repositories/index.js';
-import type { TrainingJob } from '../db/repositories/training-jobs.js';
+import { TERMINAL_JOB_STATUSES, type TrainingJob } from '../db/repositories/training-jobs.js';
 import { LINEAR_MODULES } from '../engine/formats/hf-config.js';
 import type { JobQueue, JobWorker, ReconcileResult } from '../queue/job-queue.js';
 import { subscribeIterator, type ProgressBus } from '../queue/progress-bus.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import {
-  TERMINAL,
   createTrainingJobHandler,
   progressEventOf,
   type TrainingJobPayload,
@@ -285,7 +284,7 @@ export class TrainingRunner {
 
   /** Enqueue (idempotent by id) a live job; a queue that cannot be reached fails the job, not silently. */
   private async ensureQueued(job: TrainingJob): Promise<TrainingJob> {
-    if (TERMINAL.includes(job.status)) return job;
+    if (TERMINAL_JOB_STATUSES.includes(job.status)) return job;
     try {
       await this.deps.queue.enqueue(job.id, { jobId: job.id }, { attempts: this.attempts });
       return job;
@@ -306,7 +305,7 @@ export class TrainingRunner {
     const { repos } = this.deps;
     const job = await repos.trainingJobs.findById(scope, id);
     if (job === null) throw new NotFoundError('training job', id);
-    if (TERMINAL.includes(job.status)) return job;
+    if (TERMINAL_JOB_STATUSES.includes(job.status)) return job;
     const now = new Date().toISOString();
     const updated = await repos.trainingJobs.update(id, ['QUEUED', 'RUNNING'], {
       status: 'CANCELLED',
@@ -336,7 +335,7 @@ export class TrainingRunner {
         const now = await this.deps.repos.trainingJobs.findById(scope, id);
         return now ? [progressEventOf(now)] : [];
       },
-      isTerminal: (e) => TERMINAL.includes(e.status),
+      isTerminal: (e) => TERMINAL_JOB_STATUSES.includes(e.status),
     });
   }
 

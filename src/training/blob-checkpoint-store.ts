@@ -4,9 +4,8 @@
  * (checkpoint.ts) nor the trainer's schedule of saves (trainer.ts); the directory variant for the CLI is
  * checkpoint-store.ts. Layout: `{prefix}step-{n}/{file}` plus `{prefix}step-{n}/manifest.json` written last.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BlobStore } from '../storage/blob-store.js';
+import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import type { CheckpointFiles, CheckpointStore } from './checkpoint-store.js';
 
 const MANIFEST = 'manifest.json';
@@ -15,10 +14,6 @@ const STEP_RE = /^step-(\d+)\/manifest\.json$/;
 interface Manifest {
   step: number;
   files: { name: string; sha256: string; size: number }[];
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**

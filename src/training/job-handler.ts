@@ -5,7 +5,6 @@
  * version N+1 exactly once and marks the job SUCCEEDED in one transaction. The queue is src/queue; start,
  * cancel and the subscription are src/services/training-runner.ts. Delivery is at least once (docs/QUEUE.md).
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '../db/database.js';
 import {
@@ -14,13 +13,18 @@ import {
   type StoredFile,
 } from '../db/repositories/adapter-versions.js';
 import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
-import type { TrainingJob, TrainingJobStatus, TrainingProgress } from '../db/repositories/training-jobs.js';
+import {
+  TERMINAL_JOB_STATUSES,
+  type TrainingJob,
+  type TrainingJobStatus,
+  type TrainingProgress,
+} from '../db/repositories/training-jobs.js';
 import { LINEAR_MODULES, type LinearModule } from '../engine/formats/hf-config.js';
 import { serializePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
 import type { JobHandler } from '../queue/job-queue.js';
 import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js';
 import type { ProgressBus } from '../queue/progress-bus.js';
-import { BlobExistsError, type BlobStore } from '../storage/blob-store.js';
+import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, checkpointPrefix } from '../storage/keys.js';
 import { BadInputError, ConflictError, DeltagateError } from '../shared/errors.js';
 import { BlobCheckpointStore } from './blob-checkpoint-store.js';
@@ -46,8 +50,6 @@ export interface TrainingProgressEvent {
   etaSeconds: number | null;
   message: string | null;
 }
-
-export const TERMINAL: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
 /** The current state of a job as an event (late subscribers, status changes). */
 export function progressEventOf(job: TrainingJob, message: string | null = null): TrainingProgressEvent {
@@ -112,7 +114,6 @@ export interface TrainingJobHandlerDeps {
   threads?: number;
 }
 
-const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const MAX_NUMBERING_ATTEMPTS = 8;
 
 function errorMessage(err: unknown): string {
@@ -162,7 +163,7 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
       log.warn('training job not in SQL; nothing to run');
       return;
     }
-    if (TERMINAL.includes(job.status)) {
+    if (TERMINAL_JOB_STATUSES.includes(job.status)) {
       log.info({ status: job.status }, 'training job already finished; duplicate delivery ignored');
       return;
     }

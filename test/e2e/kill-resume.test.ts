@@ -159,12 +159,14 @@ describe('kill -9 a training worker mid-job (API + workers as processes on Redis
       await client.dispose();
       const after = events().slice(seenBeforeKill);
       expect(after.at(-1)).toMatchObject({ status: 'SUCCEEDED', step: STEPS, totalSteps: STEPS });
-      // The second run announced a resume, and its first step continued after the checkpoint, not from 1.
-      const resumedAt = after.findIndex((e) => e.message?.startsWith('resumed'));
+      // The run that finished announced a resume and continued after a checkpoint (at least the one S3 held
+      // at the kill), not from step 1. (On a loaded machine a worker can also lose its lease and restart the
+      // run once more, so the last resume is the one that counts.)
+      const resumedAt = after.findLastIndex((e) => e.message?.startsWith('resumed'));
       expect(resumedAt).toBeGreaterThanOrEqual(0);
-      expect(after.slice(resumedAt + 1).find((e) => e.status === 'RUNNING' && e.step > 0)?.step).toBe(
-        lastSaved + 1,
-      );
+      const firstResumedStep = after
+        .slice(resumedAt + 1)
+        .find((e) => e.status === 'RUNNING' && e.step > 0)?.step;
 
       const done = (
         await ok(
@@ -177,13 +179,16 @@ describe('kill -9 a training worker mid-job (API + workers as processes on Redis
       ).trainingJob;
       expect(done).toMatchObject({
         status: 'SUCCEEDED',
-        attempts: 2,
         resultVersion: { version: 1, trainingJob: { id: job.id } },
       });
       expect(done.lossHistory.map((p: Loose) => p.step)).toEqual(
         Array.from({ length: STEPS }, (_, i) => i + 1),
       );
-      expect(done.resultVersion.metrics).toMatchObject({ resumedFromStep: lastSaved, steps: STEPS });
+      expect(done.attempts).toBeGreaterThanOrEqual(2);
+      const { resumedFromStep, steps } = done.resultVersion.metrics;
+      expect(steps).toBe(STEPS);
+      expect(resumedFromStep).toBeGreaterThanOrEqual(lastSaved);
+      expect(firstResumedStep).toBe(resumedFromStep + 1);
       const versions = await h.server.services.repos.adapterVersions.listByAdapters({ kind: 'all' }, [
         adapter.id,
       ]);

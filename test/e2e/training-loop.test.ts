@@ -1,17 +1,16 @@
-// The training loop below GraphQL, on SQLite + the directory store with the in-process queue and bus (the
-// embedded default's wiring): startTraining validation, quota and idempotency, live progress then SUCCEEDED,
-// version 1 registered once (also when the job runs again), the adapter answering the facts, cancel within a
-// step, bad input failing without retry, tenant isolation, and the start-up reconciler.
+// Training jobs end to end. Below GraphQL (SQLite + directory store, in-process queue and bus: the embedded
+// wiring): startTraining validation, quota and idempotency, progress then SUCCEEDED, version 1 registered once
+// (also when the job runs again), cancel within a step, bad input failing without retry, a transient error
+// retried, tenant isolation, the reconciler, the blob checkpoint store. Then the whole loop through GraphQL as a
+// client app runs it: upload → adapter → startTraining → live progress → generate by name knows the facts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
-import { Engine } from '../../src/inference/engine.js';
 import { InMemoryProgressBus, InProcessJobQueue } from '../../src/queue/index.js';
 import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { GenerationService } from '../../src/services/generation.js';
 import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
 import {
   TrainingRunner,
@@ -45,7 +44,6 @@ describe('training jobs on the in-process queue', () => {
   let queue: InProcessJobQueue<TrainingJobPayload>;
   let bus: InMemoryProgressBus<TrainingProgressEvent>;
   let runner: TrainingRunner;
-  let engine: Engine;
   let alice: Actor;
   let bob: Actor;
   const ids = { adapter: '', dataset: '', job: '', version: '' };
@@ -54,7 +52,6 @@ describe('training jobs on the in-process queue', () => {
     t = await openTestDatabase('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'dg-train-'));
     const modelDir = await ensureBuiltinModel(dir);
-    engine = await Engine.load(modelDir);
     s = createServices({
       db: t.db,
       blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
@@ -88,7 +85,6 @@ describe('training jobs on the in-process queue', () => {
   afterAll(async () => {
     await runner?.close({ timeoutMs: 1000 });
     await queue?.close();
-    await engine?.close();
     await t?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -118,29 +114,26 @@ describe('training jobs on the in-process queue', () => {
     expect((await s.repos.trainingJobs.list({ kind: 'all' }, {}, { first: 10 })).rows).toEqual([]);
   });
 
-  it('trains with live progress, registers version 1, and the adapter knows the facts', async () => {
+  it('trains with progress events, registers version 1 with its files, drops the checkpoints', async () => {
     const job = await runner.startTraining(alice, {
       adapterId: ids.adapter,
       datasetId: ids.dataset,
-      hyperparameters: factsHyperparameters(30, { checkpointEverySteps: 5 }),
+      hyperparameters: factsHyperparameters(8, { checkpointEverySteps: 2 }),
     });
     ids.job = job.id;
     expect(job.status).toBe('QUEUED');
-    const events: (TrainingProgressEvent & { at: number })[] = [];
-    for await (const e of await runner.progress(alice, job.id)) events.push({ ...e, at: Date.now() });
+    const events: TrainingProgressEvent[] = [];
+    for await (const e of await runner.progress(alice, job.id)) events.push(e);
 
     const steps = events.filter((e) => e.status === 'RUNNING' && e.step > 0);
     expect(events.at(-1)!.status).toBe('SUCCEEDED');
-    expect(steps.length).toBeGreaterThanOrEqual(25); // snapshots; a late one may be coalesced
-    expect(steps.map((e) => e.step)).toEqual([...steps.map((e) => e.step)].sort((x, y) => x - y));
-    expect(steps.at(-1)!).toMatchObject({ step: 30, totalSteps: 30 });
-    // Live, not a burst at the end: the first step arrived well before the terminal event.
-    expect(events.at(-1)!.at - steps[0]!.at).toBeGreaterThan(1000);
+    expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(steps.at(-1)!).toMatchObject({ step: 8, totalSteps: 8 });
 
     const done = await runner.cancel(alice, job.id); // cancelling a finished job changes nothing
     expect(done.status).toBe('SUCCEEDED');
-    expect(done.lossHistory.map((p) => p.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
-    expect(done.progress).toMatchObject({ step: 30, totalSteps: 30 });
+    expect(done.lossHistory.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(done.progress).toMatchObject({ step: 8, totalSteps: 8 });
     expect(done.finishedAt).not.toBeNull();
     const version = await s.adapters.getVersion(alice, done.resultVersionId!);
     ids.version = version.id;
@@ -162,23 +155,7 @@ describe('training jobs on the in-process queue', () => {
     ).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'metrics.json']);
     // Checkpoints are removed once the version is registered.
     expect(await s.blobs.list(checkpointPrefix(done.customerId, job.id))).toEqual([]);
-
-    const gen = new GenerationService({
-      repos: s.repos,
-      blobs: s.blobs,
-      baseModels: s.baseModels,
-      adapters: s.adapters,
-      logger,
-      loadEngine: async () => engine,
-    });
-    let tuned = 0;
-    let base = 0;
-    for (const [prompt, completion] of FACTS) {
-      const maxTokens = completion.length + 3;
-      if ((await gen.generate(alice, { adapter: 'facts', prompt, maxTokens })).text === completion) tuned++;
-      if ((await gen.generate(alice, { prompt, maxTokens })).text === completion) base++;
-    }
-    expect({ tuned, base }).toEqual({ tuned: FACTS.length, base: 0 });
+    // What the adapter learned is checked through GraphQL below (generate by name).
   });
 
   it('a second run of a finished job registers nothing more', async () => {
@@ -343,7 +320,7 @@ describe('training jobs on the in-process queue', () => {
   });
 });
 
-const JOB_FIELDS = `id status error attempts progress { step totalSteps loss } lossHistory { step loss }
+const JOB_FIELDS = `id status error attempts startedAt finishedAt progress { step totalSteps loss } lossHistory { step loss }
   resultVersion { id version rank sha256 metrics trainingJob { id } dataset { id } }`;
 const START = `mutation($input: StartTrainingInput!) { startTraining(input: $input) { ${JOB_FIELDS} } }`;
 const PROGRESS = `subscription($id: ID!) { trainingJobProgress(id: $id) {
@@ -402,7 +379,6 @@ describe('the full loop through GraphQL on embedded defaults (npm start)', () =>
     expect(events.at(-1)).toMatchObject({ jobId: ids.job, status: 'SUCCEEDED', step: 30, totalSteps: 30 });
     expect(steps.length).toBeGreaterThanOrEqual(20);
     expect(steps.every((e) => e.loss > 0 && e.learningRate > 0 && e.tokensPerSecond > 0)).toBe(true);
-    expect(events.at(-1)!.at - steps[0]!.at).toBeGreaterThan(1000); // live, not a burst at the end
 
     const job = (
       await ok(h, A.key, `query($id: ID!) { trainingJob(id: $id) { ${JOB_FIELDS} } }`, { id: ids.job })
@@ -415,6 +391,10 @@ describe('the full loop through GraphQL on embedded defaults (npm start)', () =>
       resultVersion: { version: 1, rank: 8, trainingJob: { id: ids.job }, dataset: { id: ids.dataset } },
     });
     expect(job.lossHistory).toHaveLength(30);
+    // Live, not a burst at the end: step 1 reached the client well before the job finished (model loading
+    // takes part of the run; a burst would arrive at about `finishedAt`).
+    const [started, finished] = [Date.parse(job.startedAt), Date.parse(job.finishedAt)];
+    expect(finished - steps[0]!.at).toBeGreaterThan(0.25 * (finished - started));
     expect(job.resultVersion.metrics.steps).toBe(30);
 
     // A late subscriber gets the current (terminal) state once, then completion.
