@@ -7,6 +7,7 @@
 import { readPeftDir } from '../engine/formats/peft.js';
 import type { Quantization } from '../engine/nn/weights.js';
 import { Engine, type GenerateRequest } from '../inference/engine.js';
+import { usageExit } from './command-kit.js';
 
 export const summary = 'generate text with a base model (and optionally a PEFT LoRA adapter)';
 
@@ -145,14 +146,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  if ('help' in args) {
-    console.log(USAGE);
-    return 0;
-  }
-  if ('error' in args) {
-    console.error(`deltagate generate: ${args.error}\n${USAGE}`);
-    return 2;
-  }
+  if ('help' in args || 'error' in args) return usageExit('generate', USAGE, args);
   const engine = await Engine.load(args.model, {
     quantize: args.quantize,
     session: args.threads === undefined ? {} : { threads: args.threads },

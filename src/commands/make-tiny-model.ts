@@ -4,6 +4,7 @@
  * this file only parses arguments. Exit codes: 0 written, 2 usage error.
  */
 import { makeTinyModel } from '../engine/builtin-model.js';
+import { usageExit } from './command-kit.js';
 
 export const summary = 'write the built-in deltagate-tiny model (HF layout) to a directory';
 
@@ -51,14 +52,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  if ('help' in args) {
-    console.log(USAGE);
-    return 0;
-  }
-  if ('error' in args) {
-    console.error(`deltagate make-tiny-model: ${args.error}\n${USAGE}`);
-    return 2;
-  }
+  if ('help' in args || 'error' in args) return usageExit('make-tiny-model', USAGE, args);
   await makeTinyModel(args.out, { seed: args.seed });
   console.log(`wrote deltagate-tiny (seed ${args.seed}) to ${args.out}`);
   return 0;

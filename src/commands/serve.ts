@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { loadConfig, unknownVariables } from '../config.js';
 import { startServer } from '../main.js';
+import { runUntilSignal } from './command-kit.js';
 
 export const summary = 'run the GraphQL API server (POST and WebSocket /graphql)';
 
@@ -37,24 +38,5 @@ export async function run(argv: string[]): Promise<number> {
   }
   console.log(`deltagate API ready at ${server.url}/graphql`);
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      server.close().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'error during shutdown');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  return runUntilSignal(logger, 'shutting down', () => server.close());
 }

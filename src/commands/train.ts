@@ -12,6 +12,7 @@ import type { DatasetFormat } from '../training/dataset-rows.js';
 import { TrainingCancelledError } from '../training/errors.js';
 import type { TrainingOptions } from '../training/options.js';
 import { runTraining, type TrainingEvent } from '../training/trainer.js';
+import { usageExit } from './command-kit.js';
 
 export const summary = 'fine-tune a LoRA adapter (QLoRA) on a JSONL dataset, writing a PEFT directory';
 
@@ -153,14 +154,7 @@ export function progressLine(e: TrainingEvent): string {
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  if ('help' in args) {
-    console.log(USAGE);
-    return 0;
-  }
-  if ('error' in args) {
-    console.error(`deltagate train: ${args.error}\n${USAGE}`);
-    return 2;
-  }
+  if ('help' in args || 'error' in args) return usageExit('train', USAGE, args);
   const content = await readFile(args.dataPath);
   const checkpointDir = args.resumeDir ?? join(args.options.outDir, 'checkpoints');
   const useStore = args.resumeDir !== undefined || (args.options.checkpointEvery ?? 0) > 0;

@@ -18,6 +18,7 @@ import {
   type TrainingProgressEvent,
 } from '../services/training-runner.js';
 import { createBlobStore } from '../storage/create-blob-store.js';
+import { runUntilSignal } from './command-kit.js';
 
 export const summary = 'run training jobs from Redis (needs DELTAGATE_REDIS_URL)';
 
@@ -118,29 +119,10 @@ export async function run(argv: string[]): Promise<number> {
   logger.info({ concurrency, pid: process.pid }, 'deltagate worker ready');
   console.log(`deltagate worker ready (pid ${process.pid}, concurrency ${concurrency})`);
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'draining: running jobs get 30 s, then return to the queue');
-      (async () => {
-        await runner.close({ timeoutMs: 30_000 });
-        await queue.close();
-        await bus.close();
-        await db.destroy();
-      })().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'error during shutdown');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  return runUntilSignal(logger, 'draining: running jobs get 30 s, then return to the queue', async () => {
+    await runner.close({ timeoutMs: 30_000 });
+    await queue.close();
+    await bus.close();
+    await db.destroy();
   });
 }
