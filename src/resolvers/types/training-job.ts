@@ -91,36 +91,12 @@ export const TrainingJobConnection = connectionType('TrainingJob', TrainingJobTy
 @ObjectType('TrainingJobProgress', {
   description: 'One trainingJobProgress event: a full snapshot, per step, eval and status change.',
 })
-export class TrainingJobProgressType {
+export class TrainingJobProgressType extends TrainingProgressType {
   @Field(() => ID)
   jobId!: string;
 
   @Field(() => TrainingJobStatusEnum)
   status!: keyof typeof TrainingJobStatusEnum;
-
-  @Field(() => Int)
-  step!: number;
-
-  @Field(() => Int)
-  totalSteps!: number;
-
-  @Field(() => Float)
-  epoch!: number;
-
-  @Field(() => Float, { nullable: true })
-  loss!: number | null;
-
-  @Field(() => Float, { nullable: true })
-  evalLoss!: number | null;
-
-  @Field(() => Float, { nullable: true })
-  learningRate!: number | null;
-
-  @Field(() => Float, { nullable: true })
-  tokensPerSecond!: number | null;
-
-  @Field(() => Float, { nullable: true })
-  etaSeconds!: number | null;
 
   @Field(() => String, { nullable: true })
   message!: string | null;
