@@ -37,17 +37,9 @@ export interface TrainingJobPayload {
 }
 
 /** One `trainingJobProgress` event: a full snapshot, so a duplicate or a dropped event never misleads. */
-export interface TrainingProgressEvent {
+export interface TrainingProgressEvent extends TrainingProgress {
   jobId: string;
   status: TrainingJobStatus;
-  step: number;
-  totalSteps: number;
-  epoch: number;
-  loss: number | null;
-  evalLoss: number | null;
-  learningRate: number | null;
-  tokensPerSecond: number | null;
-  etaSeconds: number | null;
   message: string | null;
 }
 
