@@ -102,6 +102,7 @@ async function child(
       maxSeqLen: SEQ + 1,
       threads,
       validationSplit: 0,
+      gradientCheckpointing: checkpointing,
     },
     { onProgress: (e) => e.type === 'step' && stamps.push(performance.now()) },
   );

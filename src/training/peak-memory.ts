@@ -5,6 +5,8 @@
  * Used by trainer.ts for metrics.json; bench/train.ts reads the same numbers.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 function vmHwmBytes(): number | null {
   try {
@@ -28,4 +30,36 @@ export function resetPeakRss(): boolean {
 /** The peak RSS since the last successful reset (or process start). */
 export function peakRssBytes(): number {
   return vmHwmBytes() ?? process.resourceUsage().maxRSS * 1024;
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * Runs a full V8 garbage collection now (enabling `gc` on first use). Large ArrayBuffers that are already
+ * unreachable — the fp32 checkpoint after quantizing, the emitted ONNX bytes, the previous step's feeds — are
+ * otherwise freed whenever V8 next decides to collect, which can land on top of a step's activation peak.
+ * A full GC of the trainer's small heap costs milliseconds against seconds per step. No-op if unavailable.
+ */
+export function collectGarbage(): void {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
+}
+
+/**
+ * collectGarbage, then lets the event loop run the finalizers that actually release external memory (Node
+ * frees many ArrayBuffer backing stores in callbacks after the GC itself), twice over. Without the yield,
+ * memory about to be freed is counted as live — and a peak reset taken then starts from that inflated RSS.
+ */
+export async function settleMemory(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -27,7 +27,7 @@ import { TrainingCancelledError, TrainingDataError, TrainingOptionsError } from 
 import { resolveOptions, type ResolvedOptions, type TrainingOptions } from './options.js';
 import { deriveSeed, Rng } from './random.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
-import { peakRssBytes, resetPeakRss } from './peak-memory.js';
+import { peakRssBytes, resetPeakRss, settleMemory } from './peak-memory.js';
 import { buildTrainGraph, LOSS_OUTPUT, type TrainGraph } from './train-graph.js';
 
 export interface StepEvent {
@@ -170,8 +170,16 @@ function batchFeeds(b: Batch, weightScale: number): Record<string, HostTensor> {
 
 function dropoutFeeds(tg: OpenBase['tg'], b: Batch, p: number, rng: Rng | null): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
-  for (const { name, width } of tg.dropoutInputs) {
+  for (const { name, width, packed } of tg.dropoutInputs) {
     const n = b.batchSize * b.seqLen * width;
+    if (packed) {
+      // Bit i%8 of byte ⌊i/8⌋ keeps element i: the same draws, in the same order, as the bool layout.
+      const bits = new Uint8Array(n / 8);
+      if (rng === null) bits.fill(255);
+      else for (let i = 0; i < n; i++) if (rng.next() >= p) bits[i >> 3] |= 1 << (i & 7);
+      feeds[name] = { dtype: 'uint8', shape: [b.batchSize, b.seqLen, width / 8], data: bits };
+      continue;
+    }
     const keep = new Uint8Array(n);
     if (rng === null) keep.fill(1);
     else for (let i = 0; i < n; i++) keep[i] = rng.next() >= p ? 1 : 0;
@@ -360,6 +368,8 @@ export async function runTraining(
     let tokensNow = 0;
     let stepSeconds = 0;
     const maxRssAtLoad = peakRssBytes();
+    // The fp32 checkpoint and the emitted graph bytes are unreachable now; free them before the steps begin.
+    await settleMemory();
     const rssAtStart = process.memoryUsage.rss();
     const stepsOnly = resetPeakRss();
     let epochPlan = null as { epoch: number; batches: number[][] } | null;

@@ -1,5 +1,6 @@
-// The training graph on the built-in model: loss value against an independent prefill forward, and the whole
-// LoRA gradient against central finite differences (fp32 base and NF4 base).
+// The training graph on the built-in model: loss value against an independent prefill forward, the whole
+// LoRA gradient against central finite differences (fp32 base and NF4 base), and the bit-packed dropout masks
+// against the same dropout written into A.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,14 +65,14 @@ function feedsFor(
   return feeds;
 }
 
-async function setup(quantize: Quantization, gradientCheckpointing = true) {
+async function setup(quantize: Quantization, gradientCheckpointing = true, dropout = 0) {
   const weights = prepareWeights(ckpt, { quantize });
   const rank = 2;
   const tg = buildTrainGraph(ckpt.config, weights, {
     rank,
     scale: 1.5,
     modules: ['q_proj', 'v_proj', 'down_proj'],
-    dropout: 0,
+    dropout,
     gradientCheckpointing,
   });
   const session = await EngineSession.create(tg.graph, { threads: 1 });
@@ -204,4 +205,73 @@ describe('training graph', () => {
       await session.release();
     });
   }
+
+  it('a bit-packed dropout mask (LSB first) equals the same mask folded into A', async () => {
+    const p = 0.25;
+    const drop = await setup('nf4', true, p);
+    const plain = await setup('nf4', true, 0);
+    expect(drop.tg.dropoutInputs.length).toBe(drop.tg.params.length);
+    // 0x55 keeps bits 0, 2, 4, 6 of every byte: the even input features of every token, whatever the row.
+    const feeds = feedsFor(drop.rank, drop.params, drop.shapes);
+    for (const d of drop.tg.dropoutInputs) {
+      feeds[d.name] = d.packed
+        ? {
+            dtype: 'uint8',
+            shape: [B, T, d.width / 8],
+            data: new Uint8Array((B * T * d.width) / 8).fill(0x55),
+          }
+        : {
+            dtype: 'bool',
+            shape: [B, T, d.width],
+            data: Uint8Array.from({ length: B * T * d.width }, (_, i) => ((i % d.width) % 2 === 0 ? 1 : 0)),
+          };
+    }
+    expect(drop.tg.dropoutInputs.some((d) => d.packed)).toBe(true);
+    // Reference: no dropout, A' = A·diag(m)/(1-p) (A is (R, in): zero the odd columns).
+    const folded = new Map(plain.params);
+    for (const q of plain.tg.params) {
+      const a = Float32Array.from(plain.params.get(q.aInput)!);
+      for (let i = 0; i < a.length; i++) a[i] = (i % q.inFeatures) % 2 === 0 ? a[i]! / (1 - p) : 0;
+      folded.set(q.aInput, a);
+    }
+    const names = [LOSS_OUTPUT, ...drop.tg.params.flatMap((q) => [q.aGrad, q.bGrad])];
+    const got = await drop.session.run(feeds, names);
+    const want = await plain.session.run(feedsFor(plain.rank, folded, plain.shapes), names);
+    expectClose(Number(got[LOSS_OUTPUT]!.data[0]), Number(want[LOSS_OUTPUT]!.data[0]), {
+      atol: 1e-5,
+      rtol: 1e-5,
+      label: 'loss',
+    });
+    for (const q of drop.tg.params) {
+      expectClose(got[q.bGrad]!.data as Float32Array, want[q.bGrad]!.data as Float32Array, {
+        atol: 1e-5,
+        rtol: 1e-3,
+        label: q.bGrad,
+      });
+      // dL/dA = dL/dA' · diag(m)/(1-p)
+      const ga = Float32Array.from(want[q.aGrad]!.data as Float32Array, (v, i) =>
+        (i % q.inFeatures) % 2 === 0 ? v / (1 - p) : 0,
+      );
+      expectClose(got[q.aGrad]!.data as Float32Array, ga, { atol: 1e-5, rtol: 1e-3, label: q.aGrad });
+    }
+    await drop.session.release();
+    await plain.session.release();
+  });
+
+  it('puts the leaves last in reverse order, so ORT (a DFS from the last leaf) runs each layer grads in turn', async () => {
+    const { tg, session } = await setup('nf4', true);
+    const nodes = tg.graph.nodes;
+    const consumed = new Set(nodes.flatMap((n) => n.inputs.map((v) => v.producer)));
+    const firstLeaf = nodes.findIndex((n) => !consumed.has(n));
+    expect(nodes.slice(firstLeaf).every((n) => !consumed.has(n))).toBe(true);
+    const producedName = (k: number) => tg.graph.outputs.find((v) => v.producer === nodes.at(k))?.name;
+    // The loss (the earliest leaf: end of the forward) is last; then a gradient of the last layer, which the
+    // backward computes first; the first leaf is a gradient of layer 0.
+    expect(producedName(-1)).toBe(LOSS_OUTPUT);
+    const layerOf = (name: string | undefined) =>
+      tg.params.find((q) => q.aGrad === name || q.bGrad === name)?.layer;
+    expect(layerOf(producedName(-2))).toBe(ckpt.config.numLayers - 1);
+    expect(layerOf(producedName(firstLeaf))).toBe(0);
+    await session.release();
+  });
 });
