@@ -227,10 +227,15 @@ function read<T>(
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const parsed = schema.safeParse(raw.trim());
-  if (!parsed.success)
-    throw new ConfigError(name, `${name} must be ${expected} (got ${JSON.stringify(raw)})`);
+  if (!parsed.success) {
+    // A rejected secret is still a secret: say how long it was, never what it was.
+    const got = SECRET_VARIABLES.has(name) ? `${raw.length} characters, not shown` : JSON.stringify(raw);
+    throw new ConfigError(name, `${name} must be ${expected} (got ${got})`);
+  }
   return parsed.data;
 }
+
+const SECRET_VARIABLES = new Set(['DELTAGATE_ADMIN_KEY', 'DELTAGATE_S3_SECRET_ACCESS_KEY']);
 
 function parseDatabaseUrl(raw: string | undefined, dataDir: string): DatabaseConfig {
   const name = 'DELTAGATE_DATABASE_URL';

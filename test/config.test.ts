@@ -171,7 +171,7 @@ describe('loadConfig', () => {
     ],
     [
       { DELTAGATE_ADMIN_KEY: 'short' },
-      'DELTAGATE_ADMIN_KEY must be at least 24 characters, no spaces (got "short")',
+      'DELTAGATE_ADMIN_KEY must be at least 24 characters, no spaces (got 5 characters, not shown)',
     ],
     [{ DELTAGATE_PUBLIC_URL: 'ftp://x' }, 'DELTAGATE_PUBLIC_URL must be an http(s) URL (got "ftp://x")'],
     [
