@@ -17,15 +17,13 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
-import { openDatabase, type Db } from './db/database.js';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from './engine/builtin-model.js';
+import { openBackends } from './backends.js';
 import { loadTokenizer } from './engine/formats/tokenizer.js';
 import { createContext, type GraphQLContext } from './resolvers/context.js';
 import { asDeltagateError, createFormatError, toGraphQLError } from './resolvers/error-mapping.js';
 import { graphql } from './resolvers/graphql-runtime.js';
 import { buildDeltagateSchema } from './resolvers/schema.js';
 import { createRateLimiter, securityRules, type RateLimiter } from './resolvers/security/index.js';
-import { BaseModelRegistry } from './services/base-models.js';
 import { createServices, type Actor, type Services } from './services/index.js';
 import {
   TRAINING_QUEUE_NAME,
@@ -33,7 +31,6 @@ import {
   type TrainingProgressEvent,
 } from './services/training-runner.js';
 import { createJobQueue, createProgressBus } from './queue/index.js';
-import { createBlobStore } from './storage/create-blob-store.js';
 import { createBlobHttpHandler } from './storage/blob-http.js';
 import { FsBlobStore } from './storage/fs-store.js';
 
@@ -137,17 +134,8 @@ export async function startServer(config: Config, options: StartServerOptions): 
   await mkdir(config.dataDir, { recursive: true });
   const adminKey = await resolveAdminKey(config);
 
-  const blobs = await createBlobStore(config.storage, {
-    publicUrl: config.publicUrl,
-    createBucket: !config.production,
-  });
-  const builtinDir = await ensureBuiltinModel(config.dataDir);
-  const baseModels = await BaseModelRegistry.load([
-    { id: BUILTIN_MODEL_ID, dir: builtinDir },
-    ...config.baseModelDirs.map((dir) => ({ dir })),
-  ]);
+  const { blobs, builtinDir, baseModels, db } = await openBackends(config);
   const tokenizer = await loadTokenizer(builtinDir);
-  const db: Db = await openDatabase(config.database);
   const training = options.training ?? {};
   const queue = createJobQueue<TrainingJobPayload>({
     redisUrl: config.redisUrl,

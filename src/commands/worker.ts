@@ -6,18 +6,15 @@
  */
 import { pino } from 'pino';
 import { loadConfig, unknownVariables } from '../config.js';
-import { openDatabase } from '../db/database.js';
+import { openBackends } from '../backends.js';
 import { repositoriesFor } from '../db/repositories/index.js';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../engine/builtin-model.js';
 import { createJobQueue, createProgressBus } from '../queue/index.js';
-import { BaseModelRegistry } from '../services/base-models.js';
 import {
   TRAINING_QUEUE_NAME,
   TrainingRunner,
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../services/training-runner.js';
-import { createBlobStore } from '../storage/create-blob-store.js';
 import { runUntilSignal } from './command-kit.js';
 
 export const summary = 'run training jobs from Redis (needs DELTAGATE_REDIS_URL)';
@@ -86,16 +83,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const blobs = await createBlobStore(config.storage, {
-    publicUrl: config.publicUrl,
-    createBucket: !config.production,
-  });
-  const builtinDir = await ensureBuiltinModel(config.dataDir);
-  const baseModels = await BaseModelRegistry.load([
-    { id: BUILTIN_MODEL_ID, dir: builtinDir },
-    ...config.baseModelDirs.map((dir) => ({ dir })),
-  ]);
-  const db = await openDatabase(config.database);
+  const { blobs, baseModels, db } = await openBackends(config);
   const queue = createJobQueue<TrainingJobPayload>({
     redisUrl: config.redisUrl,
     queueName: TRAINING_QUEUE_NAME,
