@@ -272,6 +272,20 @@ export async function measureBnb4AndNBits(
   return rows;
 }
 
+/** measureBnb4AndNBits as table rows (bench/ceilings.ts and bench/quant.ts print the same table). */
+export async function bnb4AndNBitsRows(threads: number): Promise<Record<string, string | number>[]> {
+  return (await measureBnb4AndNBits({ threads })).map((r) => ({
+    format: r.format,
+    'bits/param': r.bitsPerParameter,
+    'M=1 ms': r.msM1,
+    'M=1 best ms': r.bestMsM1,
+    'M=1 weight GB/s': r.bytesPerSecondM1 / 1e9,
+    'M=256 ms': r.msM256,
+    'M=256 best ms': r.bestMsM256,
+    'M=256 GFLOP/s': r.flopsM256 / 1e9,
+  }));
+}
+
 export function printTable(rows: Record<string, string | number>[]): void {
   const cols = Object.keys(rows[0] ?? {});
   const cell = (v: string | number) =>
@@ -308,18 +322,7 @@ async function main(): Promise<void> {
     row(`MatMul 1024³ fp32, ${threads} threads`, peak.flops / 1e9, peak.bestFlops / 1e9, 'GFLOP/s', peak.ms),
   ]);
   console.log('\n4096×4096 weight, M=1 (decode) and M=256 (prefill/training):');
-  printTable(
-    (await measureBnb4AndNBits({ threads })).map((r) => ({
-      format: r.format,
-      'bits/param': r.bitsPerParameter,
-      'M=1 ms': r.msM1,
-      'M=1 best ms': r.bestMsM1,
-      'M=1 GB/s': r.bytesPerSecondM1 / 1e9,
-      'M=256 ms': r.msM256,
-      'M=256 best ms': r.bestMsM256,
-      'M=256 GFLOP/s': r.flopsM256 / 1e9,
-    })),
-  );
+  printTable(await bnb4AndNBitsRows(threads));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

@@ -5,7 +5,7 @@
  */
 import { dequantizeNf4, nf4BitsPerParameter, quantizeNf4 } from '../src/engine/quant/nf4.js';
 import { dequantizeInt4, int4BitsPerParameter, quantizeInt4 } from '../src/engine/quant/int4.js';
-import { defaultThreads, measureBnb4AndNBits, printTable } from './ceilings.js';
+import { bnb4AndNBitsRows, defaultThreads, printTable } from './ceilings.js';
 
 /** Gaussian weights (Box–Muller, fixed seed), the distribution NF4 is built for. */
 function gaussian(count: number, std: number): Float32Array {
@@ -54,18 +54,7 @@ async function main(): Promise<void> {
   console.log(`Storage and error (${n}×${k} N(0, 0.02²) weights):`);
   printTable(rows);
   console.log(`\nTimings, 4096×4096 weight, ${threads} threads:`);
-  printTable(
-    (await measureBnb4AndNBits({ threads })).map((r) => ({
-      format: r.format,
-      'bits/param': r.bitsPerParameter,
-      'M=1 ms': r.msM1,
-      'M=1 best ms': r.bestMsM1,
-      'M=1 weight GB/s': r.bytesPerSecondM1 / 1e9,
-      'M=256 ms': r.msM256,
-      'M=256 best ms': r.bestMsM256,
-      'M=256 GFLOP/s': r.flopsM256 / 1e9,
-    })),
-  );
+  printTable(await bnb4AndNBitsRows(threads));
 }
 
 await main();
