@@ -407,4 +407,7 @@ export const GRAD_RULES: Record<OpKind, GradRule> = {
       ...node.inputs.slice(1).map(() => undefined),
     ];
   },
+  groupQueryAttention: () => {
+    throw new Error('groupQueryAttention is inference-only: training graphs use the plain attention ops');
+  },
 };

@@ -280,4 +280,29 @@ export const SHAPE_RULES: Record<OpKind, ShapeRule> = {
   matMulNBits: (xs, attrs) => [
     { dtype: xs[0]!.dtype, shape: [...xs[0]!.shape.slice(0, -1), attrNum(attrs, 'N')] },
   ],
+  groupQueryAttention: (xs, attrs) => {
+    check(xs.length === 7, () => `groupQueryAttention takes 7 inputs, got ${xs.length}`);
+    const [q, , , pastKey, pastValue, seqlens, total] = xs as [
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+    ];
+    check(
+      seqlens.dtype === 'int32' && total.dtype === 'int32',
+      () => 'seqlensK and totalSequenceLength are int32',
+    );
+    check(
+      attrNum(attrs, 'numHeads') % attrNum(attrs, 'kvNumHeads') === 0,
+      () => 'numHeads % kvNumHeads != 0',
+    );
+    return [
+      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: pastKey.dtype, shape: [...pastKey.shape] },
+      { dtype: pastValue.dtype, shape: [...pastValue.shape] },
+    ];
+  },
 };

@@ -39,6 +39,11 @@ export type Attrs = Readonly<Record<string, AttrValue>>;
  * - matMulBnb4 (a, packed uint8, absmax f32) {K, N, blockSize, quantType}: NOTE(fused) y = a·dequant(W)ᵀ
  * - matMulNBits (a, packed uint8 (N, K/bs, bs/2), scales f32, zeroPoints uint8?) {K, N, bits, blockSize,
  *   accuracyLevel}: NOTE(fused) y = a·dequant(W)ᵀ, the fast CPU 4-bit GEMV (see ENGINE.md)
+ * - groupQueryAttention (q (B, S, H·D), k (B, S, KVH·D), v (B, S, KVH·D), pastKey (B, KVH, CAP, D),
+ *   pastValue, seqlensK (B) int32, totalSequenceLength () int32) {numHeads, kvNumHeads, localWindowSize?}
+ *   → [out (B, S, H·D), presentKey, presentValue (B, KVH, CAP, D)]: NOTE(fused) com.microsoft's attention over
+ *   a per-row cache — row b's S new tokens sit at [seqlensK[b] + 1 − S, seqlensK[b] + 1), attend causally to
+ *   that row's own prefix only, and are written into present (which shares past's buffer). Inference only.
  */
 export const OP_KINDS = [
   'identity',
@@ -88,6 +93,7 @@ export const OP_KINDS = [
   'softmaxCrossEntropyLoss',
   'matMulBnb4',
   'matMulNBits',
+  'groupQueryAttention',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 

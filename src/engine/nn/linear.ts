@@ -28,6 +28,20 @@ export type LoraTerm =
       slot: Value;
     }
   | {
+      /**
+       * The active adapters concatenated along the rank axis (each adapter a column range, ranks unpadded),
+       * and a per-row column mask: every active adapter's factors are read once per step, however many rows
+       * use it (the alternative, gathering a per-row copy of A and B, moves B·(in+out)·R floats per module).
+       */
+      kind: 'stacked';
+      /** (Rtot, in): row c belongs to the adapter in slot colSlot[c]. */
+      a: Value;
+      /** (Rtot, out): Bᵀ with the adapter's scale folded in. */
+      b: Value;
+      /** (B, 1, Rtot) float: 1 where column c belongs to row b's slot. */
+      mask: Value;
+    }
+  | {
       kind: 'train';
       /** (R, in) */
       a: Value;
@@ -112,6 +126,12 @@ export function loraTerm(g: Graph, x: Value, term: LoraTerm, site: LoraSite): Va
     /** (B, T, R) */
     const xa = g.matMul(x, g.transpose(a, [0, 2, 1]));
     return g.matMul(xa, g.transpose(b, [0, 2, 1]));
+  }
+  if (term.kind === 'stacked') {
+    // Semantics: for b: y[b] = Σ_{c: colSlot[c] = slot[b]} (x[b]·A[c]ᵀ) · B[c]
+    /** (B, T, Rtot) */
+    const xa = g.mul(g.matMul(x, g.transpose(term.a, [1, 0])), term.mask);
+    return g.matMul(xa, term.b);
   }
   const xin = term.adapterInput ? term.adapterInput(g, x, site) : x;
   /** (B, T, R) */

@@ -213,6 +213,21 @@ const ONNX_EMITTERS: Record<OpKind, Emitter> = {
       [],
       MS_DOMAIN,
     ),
+  groupQueryAttention: (n, ctx) =>
+    nodeProto(
+      n,
+      ctx,
+      'GroupQueryAttention',
+      [
+        int('num_heads', a(n.attrs, 'numHeads')),
+        int('kv_num_heads', a(n.attrs, 'kvNumHeads')),
+        ...(n.attrs.localWindowSize === undefined
+          ? []
+          : [int('local_window_size', a(n.attrs, 'localWindowSize'))]),
+      ],
+      [],
+      MS_DOMAIN,
+    ),
 };
 
 const SIMPLE_DIM = /^[A-Za-z_][A-Za-z0-9_]*$/;

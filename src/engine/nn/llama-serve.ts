@@ -1,0 +1,129 @@
+/**
+ * The Llama serving graph for continuous batching: `buildServeGraph(config, weights, options)`. Each row of
+ * a call is one sequence with its own cache slab in a shared pool (B, KVH, CAP, D); attention is
+ * com.microsoft.GroupQueryAttention, which reads only each row's own valid prefix and writes the new K/V at
+ * that row's position in place. A call is either a decode step (S = 1 for every row) or a prefill chunk
+ * (S new tokens per row after that row's cached prefix; right-padded when rows' chunks differ and their
+ * caches are empty). Not the training/reference graph (llama.ts), not the pool bookkeeping
+ * (src/inference/kv-pool.ts).
+ *
+ * Graph inputs: input_ids (B, S) int64 · position_ids (B, S) int64 · seqlens_k (B) int32 = row's cached
+ *   length + S − 1 · total_sequence_length () int32 = max over rows of cached + S · last_index (B) int64 =
+ *   b·S + the column whose logits are wanted · past.{l}.key/value (B, KVH, CAP, D)
+ *   stacked LoRA: lora_slot (B) int64 · lora.{module}.col_slot (R_m) int64 · lora.{l}.{module}.A (R_m, in)
+ *   · lora.{l}.{module}.B (R_m, out) (Bᵀ, scale folded in)
+ * Graph outputs: logits (B, V) · present.{l}.key/value (B, KVH, CAP, D), bound to the past buffers.
+ */
+import { Graph } from '../ir/graph.js';
+import type { Value } from '../ir/types.js';
+import { rmsNorm, rope, ropeTables, silu } from '../ir/composites.js';
+import { LINEAR_MODULES, linearShape, ropeInvFreq } from '../formats/hf-config.js';
+import type { LinearModule, ModelConfig } from '../formats/hf-config.js';
+import { linear, type LoraTerm } from './linear.js';
+import type { LayerWeights, LlamaWeights } from './weights.js';
+
+export interface ServeGraphOptions {
+  /** 'stacked': side-loaded adapters as column stacks + per-row slot. Default 'none'. */
+  lora?: 'none' | 'stacked';
+  /** Modules that take a stacked LoRA term; default all seven. */
+  loraModules?: readonly LinearModule[];
+  name?: string;
+}
+
+/** GroupQueryAttention's CPU kernel needs head_size % 8 == 0. */
+export function supportsServeGraph(config: ModelConfig): boolean {
+  return config.headDim % 8 === 0;
+}
+
+export function buildServeGraph(
+  config: ModelConfig,
+  weights: LlamaWeights,
+  options: ServeGraphOptions = {},
+): Graph {
+  const g = new Graph(options.name ?? 'llama-serve');
+  const { numLayers: L, hiddenSize: C, vocabSize: V, numHeads: H, numKvHeads: KVH, headDim: D } = config;
+  const inputIds = g.input('input_ids', 'int64', ['B', 'S']);
+  const positionIds = g.input('position_ids', 'int64', ['B', 'S']);
+  const seqlensK = g.input('seqlens_k', 'int32', ['B']);
+  const total = g.input('total_sequence_length', 'int32', []);
+  const lastIndex = g.input('last_index', 'int64', ['B']);
+
+  const stacked = options.lora === 'stacked';
+  const modules = options.loraModules ?? LINEAR_MODULES;
+  /** Per module: (B, 1, R_m) float, 1 where column c belongs to row b's slot. */
+  const masks = new Map<LinearModule, Value>();
+  if (stacked) {
+    /** (B, 1) */
+    const rowSlot = g.unsqueeze(g.input('lora_slot', 'int64', ['B']), [1]);
+    for (const m of modules) {
+      /** (1, R_m) */
+      const colSlot = g.unsqueeze(g.input(`lora.${m}.col_slot`, 'int64', [`R_${m}`]), [0]);
+      masks.set(m, g.unsqueeze(g.cast(g.equal(rowSlot, colSlot), 'float32'), [1]));
+    }
+  }
+  const loraFor = (
+    l: number,
+    m: LinearModule,
+  ): { term: LoraTerm; site: { layer: number; module: LinearModule } } | undefined => {
+    const mask = masks.get(m);
+    if (!mask) return undefined;
+    const { inFeatures, outFeatures } = linearShape(config, m);
+    const a = g.input(`lora.${l}.${m}.A`, 'float32', [`R_${m}`, inFeatures]);
+    const b = g.input(`lora.${l}.${m}.B`, 'float32', [`R_${m}`, outFeatures]);
+    return { term: { kind: 'stacked', a, b, mask }, site: { layer: l, module: m } };
+  };
+  const proj = (lw: LayerWeights, l: number, m: LinearModule, x: Value) =>
+    linear(g, x, lw.linear[m], linearShape(config, m), `l${l}.${m}`, lw.bias[m], loraFor(l, m));
+
+  const tables = ropeTables(g, positionIds, Float32Array.from(ropeInvFreq(config)));
+  /** (B, S, 1, D): broadcast over heads of (B, S, heads, D) */
+  const cos = g.unsqueeze(tables.cos, [2]);
+  const sin = g.unsqueeze(tables.sin, [2]);
+  const roped = (x: Value, heads: number) =>
+    g.reshape(rope(g, g.reshape(x, [0, 0, heads, D]), cos, sin, D), [0, 0, heads * D]);
+
+  const f32 = (name: string, data: Float32Array, shape: number[]) =>
+    g.initializer(name, { dtype: 'float32', shape, data });
+  const embed = f32('embed_tokens', weights.embed, [V, C]);
+  /** (B, S, C) */
+  let h = g.gather(embed, inputIds, 0);
+  for (let l = 0; l < L; l++) {
+    const lw = weights.layers[l]!;
+    const x = rmsNorm(g, h, f32(`l${l}.input_norm`, lw.inputNorm, [C]), config.rmsNormEps);
+    const pastKey = g.input(`past.${l}.key`, 'float32', ['B', KVH, 'CAP', D]);
+    const pastValue = g.input(`past.${l}.value`, 'float32', ['B', KVH, 'CAP', D]);
+    const [attn, presentKey, presentValue] = g.op(
+      'groupQueryAttention',
+      [
+        roped(proj(lw, l, 'q_proj', x), H),
+        roped(proj(lw, l, 'k_proj', x), KVH),
+        proj(lw, l, 'v_proj', x),
+        pastKey,
+        pastValue,
+        seqlensK,
+        total,
+      ],
+      {
+        numHeads: H,
+        kvNumHeads: KVH,
+        // HF's sliding window lets a query see itself and the window − 1 keys before it.
+        ...(config.slidingWindow === null ? {} : { localWindowSize: config.slidingWindow - 1 }),
+      },
+    ) as [Value, Value, Value];
+    g.output(presentKey, `present.${l}.key`);
+    g.output(presentValue, `present.${l}.value`);
+    h = g.add(h, proj(lw, l, 'o_proj', attn));
+    const y = rmsNorm(g, h, f32(`l${l}.post_norm`, lw.postNorm, [C]), config.rmsNormEps);
+    h = g.add(
+      h,
+      proj(lw, l, 'down_proj', g.mul(silu(g, proj(lw, l, 'gate_proj', y)), proj(lw, l, 'up_proj', y))),
+    );
+  }
+  // Only the wanted column of each row goes through the final norm and the head.
+  /** (B, C) */
+  const last = g.gather(g.reshape(h, [-1, C]), lastIndex, 0);
+  const normed = rmsNorm(g, last, f32('final_norm', weights.finalNorm, [C]), config.rmsNormEps);
+  const head = weights.lmHead ? f32('lm_head', weights.lmHead, [V, C]) : embed;
+  g.output(g.matMul(normed, g.transpose(head, [1, 0])), 'logits');
+  return g;
+}

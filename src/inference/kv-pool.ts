@@ -1,0 +1,126 @@
+/**
+ * The KV cache of a continuously batched model: a fixed pool of row slabs, one per running sequence, laid out
+ * per layer as (SLOTS, KVH, CAP, D) so that any contiguous run of slots is a (B, KVH, CAP, D) batch view
+ * GroupQueryAttention reads and writes in place. Allocated once from a byte budget; a sequence joining or
+ * leaving never reallocates it. `arrange` moves whole rows (their valid prefix only) so the scheduler can
+ * keep each call's rows contiguous. Not the graph (src/engine/nn/llama-serve.ts), not the step (batch-step.ts).
+ */
+import type { ModelConfig } from '../engine/formats/hf-config.js';
+import { invariant } from '../shared/invariant.js';
+
+export class KvPool {
+  readonly keys: Float32Array[];
+  readonly values: Float32Array[];
+  /** Tokens cached per slot. */
+  readonly lengths: Int32Array;
+  private readonly used: Uint8Array;
+  /** Floats of one slot in one layer's buffer: KVH·CAP·D. */
+  readonly slab: number;
+
+  constructor(
+    readonly layers: number,
+    readonly slots: number,
+    readonly kvHeads: number,
+    readonly capacity: number,
+    readonly headDim: number,
+  ) {
+    invariant(
+      slots >= 1 && capacity >= 1,
+      () => `KvPool needs slots ≥ 1 and capacity ≥ 1, got ${slots}, ${capacity}`,
+    );
+    this.slab = kvHeads * capacity * headDim;
+    // Large zeroed buffers are mapped lazily by the OS: untouched slots cost address space, not RSS.
+    this.keys = Array.from({ length: layers }, () => new Float32Array(slots * this.slab));
+    this.values = Array.from({ length: layers }, () => new Float32Array(slots * this.slab));
+    this.lengths = new Int32Array(slots);
+    this.used = new Uint8Array(slots);
+  }
+
+  /** Bytes of one slot across layers, keys and values. */
+  static slotBytes(config: ModelConfig, capacity: number): number {
+    return 2 * config.numLayers * config.numKvHeads * capacity * config.headDim * 4;
+  }
+
+  /** As many slots as `budgetBytes` holds (at least 1, at most `maxSlots`). */
+  static forBudget(config: ModelConfig, capacity: number, budgetBytes: number, maxSlots: number): KvPool {
+    const n = Math.max(1, Math.min(maxSlots, Math.floor(budgetBytes / KvPool.slotBytes(config, capacity))));
+    return new KvPool(config.numLayers, n, config.numKvHeads, capacity, config.headDim);
+  }
+
+  get bytes(): number {
+    return 2 * this.layers * this.slots * this.slab * 4;
+  }
+
+  get free(): number {
+    let n = 0;
+    for (const u of this.used) if (!u) n++;
+    return n;
+  }
+
+  /** The lowest free slot (its length reset to 0), or null when the pool is full. */
+  allocate(): number | null {
+    const s = this.used.indexOf(0);
+    if (s < 0) return null;
+    this.used[s] = 1;
+    this.lengths[s] = 0;
+    return s;
+  }
+
+  release(slot: number): void {
+    invariant(this.used[slot] === 1, () => `release of free KV slot ${slot}`);
+    this.used[slot] = 0;
+    this.lengths[slot] = 0;
+  }
+
+  isUsed(slot: number): boolean {
+    return this.used[slot] === 1;
+  }
+
+  /** (count, KVH, CAP, D) views of layer l's keys and values for slots [start, start + count). */
+  view(l: number, start: number, count: number): { key: Float32Array; value: Float32Array } {
+    const a = start * this.slab;
+    const b = (start + count) * this.slab;
+    return { key: this.keys[l]!.subarray(a, b), value: this.values[l]!.subarray(a, b) };
+  }
+
+  /**
+   * Moves rows: `moves` maps a used slot to its new slot; targets must be free or themselves moved away.
+   * Only each row's valid prefix is copied (through a scratch copy, so moves may form cycles).
+   */
+  arrange(moves: ReadonlyMap<number, number>): void {
+    if (moves.size === 0) return;
+    const targets = new Set(moves.values());
+    invariant(targets.size === moves.size, 'arrange: two rows moved to one slot');
+    for (const [from, to] of moves) {
+      invariant(this.used[from] === 1, () => `arrange: slot ${from} is free`);
+      invariant(!this.used[to] || moves.has(to), () => `arrange: slot ${to} is taken`);
+    }
+    const { kvHeads: KVH, capacity: CAP, headDim: D } = this;
+    const saved = [...moves].map(([from, to]) => {
+      const n = this.lengths[from]! * D;
+      const copy = (buf: Float32Array) => {
+        const out = new Float32Array(KVH * n);
+        for (let h = 0; h < KVH; h++)
+          out.set(buf.subarray((from * KVH + h) * CAP * D, (from * KVH + h) * CAP * D + n), h * n);
+        return out;
+      };
+      return { to, len: this.lengths[from]!, k: this.keys.map(copy), v: this.values.map(copy) };
+    });
+    for (const from of moves.keys()) {
+      this.used[from] = 0;
+      this.lengths[from] = 0;
+    }
+    for (const s of saved) {
+      const n = s.len * D;
+      for (let l = 0; l < this.layers; l++) {
+        for (let h = 0; h < KVH; h++) {
+          const dst = (s.to * KVH + h) * CAP * D;
+          this.keys[l]!.set(s.k[l]!.subarray(h * n, (h + 1) * n), dst);
+          this.values[l]!.set(s.v[l]!.subarray(h * n, (h + 1) * n), dst);
+        }
+      }
+      this.used[s.to] = 1;
+      this.lengths[s.to] = s.len;
+    }
+  }
+}

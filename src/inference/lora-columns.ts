@@ -1,0 +1,165 @@
+/**
+ * The side-loaded adapters of a running batch as persistent column stacks, one per linear module: adapter in
+ * slot s owns a contiguous column range [offset, offset + rank) of `lora.{l}.{module}.A` (cols, in) and
+ * `.B` (cols, out) in every layer, and `lora.{module}.col_slot[c] = s` marks it (−1 = free). Placing or
+ * removing an adapter touches only its own columns; the per-step feeds are views of the used prefix, so a
+ * step reads each active adapter's factors once. Which adapter gets a slot is src/gateway/slot-table.ts.
+ */
+import { LINEAR_MODULES, linearShape } from '../engine/formats/hf-config.js';
+import type { LinearModule, ModelConfig } from '../engine/formats/hf-config.js';
+import { loraKey, type LoraAdapter } from '../engine/formats/peft.js';
+import type { HostTensor } from '../engine/ir/types.js';
+import { invariant } from '../shared/invariant.js';
+
+interface ModuleStack {
+  inF: number;
+  outF: number;
+  cols: number;
+  /** Per layer (cols, in) */
+  a: Float32Array[];
+  /** Per layer (cols, out): Bᵀ·scale */
+  b: Float32Array[];
+  colSlot: BigInt64Array;
+  /** slot → [offset, rank] */
+  ranges: Map<number, [number, number]>;
+}
+
+export class LoraColumns {
+  private readonly stacks = new Map<LinearModule, ModuleStack>();
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly modules: readonly LinearModule[] = LINEAR_MODULES,
+    initialColumns = 64,
+  ) {
+    for (const m of modules) {
+      const { inFeatures: inF, outFeatures: outF } = linearShape(config, m);
+      const s: ModuleStack = {
+        inF,
+        outF,
+        cols: 0,
+        a: [],
+        b: [],
+        colSlot: new BigInt64Array(0),
+        ranges: new Map(),
+      };
+      this.resize(s, initialColumns);
+      this.stacks.set(m, s);
+    }
+  }
+
+  private resize(s: ModuleStack, cols: number): void {
+    const grow = <T extends Float32Array | BigInt64Array>(
+      old: T | undefined,
+      n: number,
+      make: (n: number) => T,
+    ): T => {
+      const fresh = make(n);
+      if (old) fresh.set(old as never);
+      return fresh;
+    };
+    for (let l = 0; l < this.config.numLayers; l++) {
+      s.a[l] = grow(s.a[l], cols * s.inF, (n) => new Float32Array(n));
+      s.b[l] = grow(s.b[l], cols * s.outF, (n) => new Float32Array(n));
+    }
+    const slots = grow(s.colSlot, cols, (n) => new BigInt64Array(n).fill(-1n));
+    slots.fill(-1n, s.cols);
+    s.colSlot = slots;
+    s.cols = cols;
+  }
+
+  /** One past the last used column of module m (the width of its feeds). */
+  width(m: LinearModule): number {
+    let hi = 0;
+    for (const [off, r] of this.stacks.get(m)!.ranges.values()) hi = Math.max(hi, off + r);
+    return hi;
+  }
+
+  /** Bytes held by the stacks. */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.stacks.values())
+      n += (s.cols * (s.inF + s.outF) * this.config.numLayers + s.cols * 2) * 4;
+    return n;
+  }
+
+  /** Writes `adapter` into columns owned by `slot` (≥ 1) in each module it targets. */
+  place(slot: number, adapter: LoraAdapter): void {
+    invariant(slot >= 1, () => `LoRA slot must be ≥ 1, got ${slot}`);
+    const R = adapter.rank;
+    for (const [m, s] of this.stacks) {
+      invariant(!s.ranges.has(slot), () => `LoRA slot ${slot} already placed`);
+      const targets = Array.from({ length: this.config.numLayers }, (_, l) =>
+        adapter.weights.get(loraKey(l, m)),
+      );
+      if (targets.every((w) => w === undefined)) continue;
+      const off = this.findGap(s, R);
+      if (off + R > s.cols) this.resize(s, Math.max(off + R, s.cols * 2));
+      targets.forEach((w, l) => {
+        const a = s.a[l]!;
+        const b = s.b[l]!;
+        if (!w) {
+          a.fill(0, off * s.inF, (off + R) * s.inF);
+          b.fill(0, off * s.outF, (off + R) * s.outF);
+          return;
+        }
+        // A (R, in) rows are our columns as is; B (out, R) is transposed into (R, out) with the scale folded in.
+        a.set(w.a, off * s.inF);
+        for (let r = 0; r < R; r++) {
+          const dst = (off + r) * s.outF;
+          for (let o = 0; o < s.outF; o++) b[dst + o] = adapter.scale * w.b[o * R + r]!;
+        }
+      });
+      s.colSlot.fill(BigInt(slot), off, off + R);
+      s.ranges.set(slot, [off, R]);
+    }
+  }
+
+  /** Frees the slot's columns (zeroed, so a stale value can never leak into a row through the mask). */
+  remove(slot: number): void {
+    for (const s of this.stacks.values()) {
+      const range = s.ranges.get(slot);
+      if (!range) continue;
+      const [off, R] = range;
+      for (let l = 0; l < this.config.numLayers; l++) {
+        s.a[l]!.fill(0, off * s.inF, (off + R) * s.inF);
+        s.b[l]!.fill(0, off * s.outF, (off + R) * s.outF);
+      }
+      s.colSlot.fill(-1n, off, off + R);
+      s.ranges.delete(slot);
+    }
+  }
+
+  /** First gap of `r` free columns between placed ranges (or the end). */
+  private findGap(s: ModuleStack, r: number): number {
+    const used = [...s.ranges.values()].sort((x, y) => x[0] - y[0]);
+    let at = 0;
+    for (const [off, n] of used) {
+      if (off - at >= r) return at;
+      at = off + n;
+    }
+    return at;
+  }
+
+  /** The `lora.*` feeds of the serving graph: views of each module's used columns (at least one, masked off). */
+  feeds(): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    for (const [m, s] of this.stacks) {
+      const w = Math.max(1, this.width(m));
+      out[`lora.${m}.col_slot`] = { dtype: 'int64', shape: [w], data: s.colSlot.subarray(0, w) };
+      for (let l = 0; l < this.config.numLayers; l++) {
+        out[`lora.${l}.${m}.A`] = {
+          dtype: 'float32',
+          shape: [w, s.inF],
+          data: s.a[l]!.subarray(0, w * s.inF),
+        };
+        out[`lora.${l}.${m}.B`] = {
+          dtype: 'float32',
+          shape: [w, s.outF],
+          data: s.b[l]!.subarray(0, w * s.outF),
+        };
+      }
+    }
+    return out;
+  }
+}
