@@ -13,7 +13,8 @@ import { parsePeftAdapter, type LoraAdapter } from '../../src/engine/formats/pef
 import { BUILTIN_CONFIG } from '../../src/engine/builtin-model.js';
 import { Engine } from '../../src/inference/engine.js';
 import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { AdapterCache, GenerationService, type GenerationChunk } from '../../src/services/generation.js';
+import { GenerationService, type GenerationChunk } from '../../src/services/generation.js';
+import { adapterBytes } from '../../src/gateway/adapter-cache.js';
 import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
 import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { ADAPTER_FILES } from '../../src/storage/keys.js';
@@ -54,7 +55,7 @@ describe('GenerationService', () => {
       adapters: s.adapters,
       logger,
       options,
-      loadEngine: async () => engine,
+      loadModel: async () => engine.model,
     });
 
   beforeAll(async () => {
@@ -198,47 +199,43 @@ describe('GenerationService', () => {
       'INTERNAL_SERVER_ERROR',
     );
     await expect(fresh.generate(alice, { adapter: 'facts@v2', prompt: 'hi' })).rejects.toThrow(/SHA-256/);
-    expect(fresh.cache.snapshot().ids).toEqual([]);
+    expect(fresh.gateway.cache.stats().entries).toBe(0);
     await s.blobs.put(key, good);
     expect(
       (await fresh.generate(alice, { adapter: 'facts@v2', prompt: 'hi', maxTokens: 1 })).adapterVersion?.id,
     ).toBe(v.two);
   });
 
-  it('AUTO side-loads a cold adapter and merges a hot one', async () => {
-    const g = service({ hotThreshold: 3, hotWindow: 4 });
-    const modes: string[] = [];
-    for (let i = 0; i < 4; i++)
-      modes.push((await g.generate(alice, { adapter: 'facts@v1', prompt: 'hi', maxTokens: 1 })).mode);
-    expect(modes).toEqual(['SIDELOAD', 'SIDELOAD', 'MERGED', 'MERGED']);
+  it('AUTO side-loads, and serves an adapter that holds the whole batch long enough on merged weights', async () => {
+    const g = service({ autoMergeAfterSteps: 3 });
+    const first = await g.generate(alice, { adapter: 'facts@v1', prompt: 'hi', maxTokens: 2 });
+    expect(first.mode).toBe('SIDELOAD');
+    // The merged weights are built in a worker thread once the adapter held the batch for 3 steps.
+    let mode = first.mode;
+    for (let i = 0; i < 50 && mode !== 'MERGED'; i++)
+      mode = (await g.generate(alice, { adapter: 'facts@v1', prompt: 'hi', maxTokens: 8 })).mode;
+    expect(mode).toBe('MERGED');
     expect((await g.generate(alice, { prompt: 'hi', maxTokens: 1 })).mode).toBe('AUTO');
+    await g.close();
   });
 
-  it('keeps the adapter cache within its byte budget (LRU)', () => {
-    const a = parsePeftAdapter(peft2.adapterConfig, peft2.weights, BASE);
-    const size = AdapterCache.sizeOf(a);
-    const cache = new AdapterCache(2 * size);
-    const steps: { ids: string[]; bytes: number }[] = [];
-    cache.set('a', a);
-    steps.push(cache.snapshot());
-    cache.set('b', a);
-    steps.push(cache.snapshot());
-    cache.get('a'); // a is now the most recent
-    cache.set('c', a); // evicts b
-    steps.push(cache.snapshot());
-    cache.set('big', loaded1); // larger than the whole budget: served by the caller, never kept
-    steps.push(cache.snapshot());
-    expect(AdapterCache.sizeOf(loaded1)).toBeGreaterThan(2 * size);
-    expect(steps).toEqual([
-      { ids: ['a'], bytes: size },
-      { ids: ['a', 'b'], bytes: 2 * size },
-      { ids: ['a', 'c'], bytes: 2 * size },
-      { ids: ['a', 'c'], bytes: 2 * size },
-    ]);
+  it('keeps parsed adapters within the host cache byte budget (LRU)', async () => {
+    const size = adapterBytes(parsePeftAdapter(peft2.adapterConfig, peft2.weights, BASE));
+    const g = service({ adapterCacheBytes: size + 1 });
+    const cache = g.gateway.cache;
+    const one = await s.adapters.getVersion(alice, v.one);
+    const two = await s.adapters.getVersion(alice, v.two);
+    await cache.get(two, BASE);
+    expect(cache.has(v.two)).toBe(true);
+    await cache.get(one, BASE); // larger than the whole budget: served, never kept
+    expect([cache.has(v.one), cache.has(v.two)]).toEqual([false, true]);
+    await cache.pin(one, BASE); // pinned: kept outside the budget
+    expect(cache.stats()).toMatchObject({ entries: 2, pinned: 1, bytes: size + adapterBytes(loaded1) });
+    expect(cache.stats().misses).toBe(3);
   });
 
-  it('queues requests FIFO and refuses past the queue limit', async () => {
-    const g = service({ concurrency: 1, maxQueued: 1 });
+  it('queues requests past the batch and refuses past the queue limit', async () => {
+    const g = service({ maxBatch: 1, maxQueued: 1 });
     const results = await Promise.allSettled([
       g.generate(alice, { prompt: 'one', maxTokens: 8 }),
       g.generate(alice, { prompt: 'two', maxTokens: 8 }),

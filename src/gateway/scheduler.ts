@@ -1,0 +1,475 @@
+/**
+ * The continuous-batching loop of one loaded base model (vLLM's scheduler as the model). It alone owns the
+ * running batch: each step it drops rows whose client left or whose deadline passed, admits waiting requests
+ * by a pure plan (admission.ts: free KV slots, LoRA slots, per-tenant round-robin), feeds new prompts in
+ * chunks of at most `prefillTokens` tokens, then runs one decode step for every running row — grouped by the
+ * session its rows need (base, stacked side-load, or one adapter's merged weights) with each group's KV
+ * slots made contiguous first. A row that finishes frees its slots at once. A failing call fails only its
+ * own rows. Not policy (who may, quotas: src/services/generation.ts); not the graph call (batch-step.ts).
+ */
+import type { Logger } from 'pino';
+import type { LoraAdapter } from '../engine/formats/peft.js';
+import type { EngineSession } from '../engine/onnx/session.js';
+import { runBatchStep, type StepRow } from '../inference/batch-step.js';
+import { KvPool } from '../inference/kv-pool.js';
+import { LoraColumns } from '../inference/lora-columns.js';
+import type { ServingModel } from '../inference/serving-model.js';
+import { DeltagateError, RateLimitedError } from '../shared/errors.js';
+import { planAdmission, type WaitingRequest } from './admission.js';
+import { AutoMergePolicy, type PolicyEvent } from './auto-policy.js';
+import { Sequence, type SequenceSpec } from './sequence.js';
+import { SlotTable } from './slot-table.js';
+
+export interface SchedulerOptions {
+  /** Bytes of KV cache for the pool (rows × layers × 2 × KVH × capacity × D × 4). */
+  kvCacheBytes: number;
+  /** Most rows in the running batch. */
+  maxBatch: number;
+  /** Tokens per row slab (≤ the model's context). */
+  maxSequence: number;
+  /** Prompt tokens fed per step across new rows (chunked prefill). */
+  prefillTokens: number;
+  /** Side-load slots (distinct adapters in one batch). */
+  adapterSlots: number;
+  maxRunningPerCustomer: number;
+  maxQueuedPerCustomer: number;
+  maxQueued: number;
+  /** AUTO: consecutive single-adapter steps before serving that adapter merged. */
+  autoMergeAfterSteps: number;
+  /** Merged sessions kept (each holds a full copy of the weights). */
+  maxMergedSessions: number;
+}
+
+export interface SchedulerStats {
+  running: number;
+  waiting: number;
+  steps: number;
+  decodeTokens: number;
+  prefillTokens: number;
+  kvSlots: number;
+  kvSlotsFree: number;
+  kvBytes: number;
+  mergedFor: string | null;
+  switches: number;
+  adapterSlots: ReturnType<SlotTable['snapshot']>;
+}
+
+interface Call {
+  key: string;
+  rows: Sequence[];
+  /** Tokens each row feeds. */
+  ids: number[][];
+  prefill: boolean;
+}
+
+interface MergedEntry {
+  session: Promise<EngineSession>;
+  ready: EngineSession | null;
+  lastUsed: number;
+}
+
+const SHARED = 'shared';
+
+export class ModelScheduler {
+  readonly pool: KvPool;
+  readonly columns: LoraColumns;
+  readonly slots: SlotTable;
+  readonly policy: AutoMergePolicy;
+  private readonly waiting = new Map<string, Sequence[]>();
+  private readonly running: Sequence[] = [];
+  private readonly merged = new Map<string, MergedEntry>();
+  private cursor = 0;
+  private looping = false;
+  private idle: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, switches: 0 };
+
+  constructor(
+    readonly model: ServingModel,
+    readonly options: SchedulerOptions,
+    private readonly logger: Logger,
+  ) {
+    const config = model.model.config;
+    const capacity = Math.min(options.maxSequence, config.maxPositionEmbeddings);
+    this.pool = KvPool.forBudget(config, capacity, options.kvCacheBytes, options.maxBatch);
+    this.columns = new LoraColumns(config);
+    this.slots = new SlotTable(this.columns, options.adapterSlots);
+    this.policy = new AutoMergePolicy(options.autoMergeAfterSteps);
+  }
+
+  /** Longest prompt + maxTokens a row may have. */
+  get maxContext(): number {
+    return this.pool.capacity;
+  }
+
+  /** Queues a request; throws RATE_LIMITED when its customer's queue or the whole queue is full. */
+  submit(spec: SequenceSpec): Sequence {
+    if (this.closed) throw new RateLimitedError('the gateway is shutting down');
+    const mine = this.waiting.get(spec.customerId) ?? [];
+    let total = 0;
+    for (const q of this.waiting.values()) total += q.length;
+    if (mine.length >= this.options.maxQueuedPerCustomer || total >= this.options.maxQueued) {
+      throw new RateLimitedError(
+        mine.length >= this.options.maxQueuedPerCustomer
+          ? `you have ${mine.length} generation requests waiting (the limit); retry shortly`
+          : 'the generation queue is full; retry shortly',
+      );
+    }
+    const tk = this.model.model.tokenizer;
+    const eos = [...this.model.model.config.eosTokenIds, ...(tk?.eosTokenIds ?? [])];
+    const seq = new Sequence(spec, tk, eos);
+    mine.push(seq);
+    this.waiting.set(spec.customerId, mine);
+    if (spec.mode === 'MERGED' && spec.adapter)
+      this.ensureMerged(spec.adapter.versionId, spec.adapter.adapter);
+    this.kick();
+    return seq;
+  }
+
+  stats(): SchedulerStats {
+    let waiting = 0;
+    for (const q of this.waiting.values()) waiting += q.length;
+    return {
+      running: this.running.length,
+      waiting,
+      ...this.counters,
+      kvSlots: this.pool.slots,
+      kvSlotsFree: this.pool.free,
+      kvBytes: this.pool.bytes,
+      mergedFor: this.policy.mergedFor,
+      adapterSlots: this.slots.snapshot(),
+    };
+  }
+
+  /** Fails everything queued or running and waits for the loop to stop. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const err = new RateLimitedError('the gateway is shutting down');
+    for (const q of this.waiting.values()) for (const s of q) s.fail(err);
+    this.waiting.clear();
+    await this.idle;
+    for (const s of [...this.running]) this.retire(s, err);
+    for (const m of this.merged.values()) void m.session.then((s) => s.release()).catch(() => undefined);
+    this.merged.clear();
+  }
+
+  private kick(): void {
+    if (this.looping) return;
+    this.looping = true;
+    this.idle = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed && (this.running.length > 0 || this.hasWaiting())) {
+        const worked = await this.step();
+        // Let new requests and cancellations in between steps; back off while only unready work waits.
+        await new Promise<void>((resolve) => (worked ? setImmediate(resolve) : setTimeout(resolve, 5)));
+      }
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private hasWaiting(): boolean {
+    for (const q of this.waiting.values()) if (q.length > 0) return true;
+    return false;
+  }
+
+  /** One iteration; false when nothing could run. */
+  async step(): Promise<boolean> {
+    this.reap();
+    this.admit();
+    const calls = [...this.prefillCalls(), ...this.decodeCalls()];
+    if (calls.length === 0) return false;
+    this.arrange(calls);
+    for (const call of calls) await this.run(call);
+    this.counters.steps++;
+    const decodeRows = this.running.filter((s) => s.state === 'decode');
+    this.apply(
+      this.policy.observe(
+        decodeRows.map((s) => ({ versionId: s.versionId, mode: s.spec.mode })),
+        (v) => this.merged.get(v)?.ready != null,
+      ),
+    );
+    return true;
+  }
+
+  /** Rows whose client left or whose deadline passed leave now, waiting or running. */
+  private reap(): void {
+    const now = Date.now();
+    for (const s of [...this.running]) {
+      const why = s.abortReason(now);
+      if (why) this.retire(s, why);
+    }
+    for (const [c, q] of this.waiting) {
+      const keep = q.filter((s) => {
+        const why = s.abortReason(now);
+        if (why) s.fail(why);
+        return !why;
+      });
+      if (keep.length === 0) this.waiting.delete(c);
+      else this.waiting.set(c, keep);
+    }
+  }
+
+  private admit(): void {
+    const waiting = new Map<string, WaitingRequest[]>();
+    const byId = new Map<number, Sequence>();
+    for (const [c, q] of this.waiting) {
+      waiting.set(
+        c,
+        q.map((s) => {
+          byId.set(s.id, s);
+          const merged = s.spec.mode === 'MERGED' && s.spec.adapter !== null;
+          return {
+            id: s.id,
+            customerId: c,
+            loraVersion: merged ? null : s.versionId,
+            ready: !merged || this.merged.get(s.versionId!)?.ready != null,
+          };
+        }),
+      );
+    }
+    const runningByCustomer = new Map<string, number>();
+    for (const s of this.running)
+      runningByCustomer.set(s.spec.customerId, (runningByCustomer.get(s.spec.customerId) ?? 0) + 1);
+    const table = this.slots.snapshot();
+    const placed = new Set(table.map((e) => e.versionId));
+    const reclaimable = table.filter((e) => e.refs === 0 && !e.pinned).length;
+    const plan = planAdmission({
+      waiting,
+      freeKvSlots: this.pool.free,
+      runningByCustomer,
+      maxRunningPerCustomer: this.options.maxRunningPerCustomer,
+      placedVersions: placed,
+      freeLoraSlots: this.slots.capacity - table.length + reclaimable,
+      cursor: this.cursor,
+    });
+    this.cursor = plan.nextCursor;
+    for (const id of plan.admit) {
+      const s = byId.get(id)!;
+      const q = this.waiting.get(s.spec.customerId)!;
+      q.splice(q.indexOf(s), 1);
+      if (q.length === 0) this.waiting.delete(s.spec.customerId);
+      s.kvSlot = this.pool.allocate()!;
+      if (s.spec.adapter && s.spec.mode !== 'MERGED') {
+        s.loraSlot = this.slots.activate(s.spec.adapter.versionId, s.spec.adapter.adapter)!;
+      }
+      s.state = 'prefill';
+      this.running.push(s);
+    }
+  }
+
+  /** The session group a row runs in this step. */
+  private keyOf(s: Sequence): string {
+    const v = s.versionId;
+    if (v !== null && (s.spec.mode === 'MERGED' || (s.spec.mode === 'AUTO' && this.policy.mergedFor === v)))
+      return this.merged.get(v)?.ready ? `merged:${v}` : SHARED;
+    return SHARED;
+  }
+
+  private prefillCalls(): Call[] {
+    let budget = this.options.prefillTokens;
+    const fresh = new Map<string, Call>();
+    const calls: Call[] = [];
+    for (const s of this.running) {
+      if (s.state !== 'prefill' || budget <= 0) continue;
+      const key = this.keyOf(s);
+      const left = s.promptLeft;
+      if (s.fed === 0 && left <= budget) {
+        // New rows with empty caches share one right-padded call per session group.
+        let call = fresh.get(key);
+        if (!call) fresh.set(key, (call = { key, rows: [], ids: [], prefill: true }));
+        call.rows.push(s);
+        call.ids.push([...s.spec.promptIds]);
+        budget -= left;
+      } else {
+        const n = Math.min(left, budget);
+        calls.push({ key, rows: [s], ids: [s.spec.promptIds.slice(s.fed, s.fed + n)], prefill: true });
+        budget -= n;
+      }
+    }
+    return [...fresh.values(), ...calls];
+  }
+
+  private decodeCalls(): Call[] {
+    const groups = new Map<string, Call>();
+    for (const s of this.running) {
+      if (s.state !== 'decode') continue;
+      const key = this.keyOf(s);
+      let call = groups.get(key);
+      if (!call) groups.set(key, (call = { key, rows: [], ids: [], prefill: false }));
+      call.rows.push(s);
+      call.ids.push([s.pending!]);
+    }
+    return [...groups.values()];
+  }
+
+  /**
+   * Moves KV rows so every multi-row call occupies a contiguous run of slots; rows already inside their
+   * call's run (or, for single-row calls and idle rows, outside every run) stay where they are.
+   */
+  private arrange(calls: Call[]): void {
+    const range = new Map<Sequence, [number, number]>();
+    let end = 0;
+    for (const c of calls) {
+      if (c.rows.length < 2) continue;
+      for (const s of c.rows) range.set(s, [end, end + c.rows.length]);
+      end += c.rows.length;
+    }
+    const inPlace = (s: Sequence) => {
+      const r = range.get(s);
+      return r ? s.kvSlot >= r[0] && s.kvSlot < r[1] : s.kvSlot >= end;
+    };
+    const holders = this.running.filter((s) => s.kvSlot >= 0);
+    const taken = new Set(holders.filter(inPlace).map((s) => s.kvSlot));
+    const moves = new Map<number, number>();
+    const movers: Sequence[] = [];
+    for (const s of holders) {
+      if (inPlace(s)) continue;
+      const [lo, hi] = range.get(s) ?? [end, this.pool.slots];
+      let to = lo;
+      while (to < hi && taken.has(to)) to++;
+      taken.add(to);
+      moves.set(s.kvSlot, to);
+      movers.push(s);
+    }
+    this.pool.arrange(moves);
+    for (const s of movers) s.kvSlot = moves.get(s.kvSlot)!;
+    // Each call's rows in slot order, so row b of the call is slot start + b.
+    for (const c of calls) {
+      const order = c.rows.map((s, i) => ({ s, ids: c.ids[i]! })).sort((a, b) => a.s.kvSlot - b.s.kvSlot);
+      c.rows = order.map((o) => o.s);
+      c.ids = order.map((o) => o.ids);
+    }
+  }
+
+  private async sessionFor(call: Call): Promise<EngineSession> {
+    if (call.key.startsWith('merged:')) {
+      const m = this.merged.get(call.key.slice('merged:'.length))!;
+      m.lastUsed = performance.now();
+      return m.ready!;
+    }
+    return this.model.session(call.rows.some((s) => s.loraSlot > 0) ? 'stacked' : 'base');
+  }
+
+  private async run(call: Call): Promise<void> {
+    const rows = call.rows.filter((s) => s.state !== 'finished');
+    if (rows.length !== call.rows.length) return; // a row failed earlier this step; it runs next step
+    let logits: Float32Array;
+    try {
+      const session = await this.sessionFor(call);
+      const stepRows: StepRow[] = rows.map((s, i) => ({ ids: call.ids[i]!, loraSlot: s.loraSlot }));
+      logits = await runBatchStep({
+        session,
+        config: this.model.model.config,
+        pool: this.pool,
+        start: rows[0]!.kvSlot,
+        rows: stepRows,
+        loraFeeds: session.inputNames.includes('lora_slot') ? this.columns.feeds() : undefined,
+      });
+    } catch (err) {
+      this.logger.error(
+        { err, rows: rows.length, key: call.key },
+        'a generation step failed; failing its rows',
+      );
+      const failure = new DeltagateError('INTERNAL_SERVER_ERROR', 'generation failed in the model step', {
+        cause: err,
+      });
+      for (const s of rows) this.retire(s, failure);
+      return;
+    }
+    const V = this.model.model.config.vocabSize;
+    const merged = call.key !== SHARED;
+    rows.forEach((s, b) => {
+      const n = call.ids[b]!.length;
+      if (call.prefill) {
+        s.fed += n;
+        this.counters.prefillTokens += n;
+        if (s.promptLeft > 0) return;
+        s.state = 'decode';
+      } else this.counters.decodeTokens++;
+      if (merged) s.servedMerged = true;
+      if (s.accept(logits.subarray(b * V, (b + 1) * V))) this.retire(s);
+    });
+  }
+
+  /** A row leaves the batch: its KV and LoRA slots are freed at once; the caller gets its result or error. */
+  private retire(s: Sequence, err?: unknown): void {
+    const i = this.running.indexOf(s);
+    if (i >= 0) this.running.splice(i, 1);
+    if (s.kvSlot >= 0) this.pool.release(s.kvSlot);
+    s.kvSlot = -1;
+    if (s.loraSlot > 0) this.slots.release(s.versionId!);
+    s.loraSlot = 0;
+    if (err === undefined) s.complete();
+    else s.fail(err);
+  }
+
+  private apply(events: PolicyEvent[]): void {
+    for (const e of events) {
+      if (e.kind === 'build') {
+        const s = this.running.find((r) => r.versionId === e.versionId);
+        if (s?.spec.adapter) this.ensureMerged(e.versionId, s.spec.adapter.adapter);
+      } else {
+        this.counters.switches++;
+        this.logger.info(
+          e.kind === 'merge'
+            ? { versionId: e.versionId, afterSteps: e.afterSteps, event: 'auto-merge' }
+            : { versionId: e.versionId, reason: e.reason, event: 'auto-unmerge' },
+          e.kind === 'merge' ? 'AUTO: serving the batch on merged weights' : 'AUTO: back to side-loading',
+        );
+      }
+    }
+  }
+
+  /** Starts building `versionId`'s merged session (off the event loop) unless it exists or is being built. */
+  private ensureMerged(versionId: string, adapter: LoraAdapter): void {
+    if (this.merged.has(versionId)) return;
+    const t0 = performance.now();
+    const entry: MergedEntry = { session: this.model.mergedSession(adapter), ready: null, lastUsed: t0 };
+    this.merged.set(versionId, entry);
+    entry.session.then(
+      (session) => {
+        entry.ready = session;
+        this.logger.info(
+          { versionId, ms: Math.round(performance.now() - t0), event: 'merged-built' },
+          'merged weights ready',
+        );
+        this.evictMerged();
+      },
+      (err: unknown) => {
+        this.merged.delete(versionId);
+        this.logger.error(
+          { err, versionId },
+          'could not build merged weights; the adapter stays side-loaded',
+        );
+        for (const q of this.waiting.values())
+          for (const s of q.filter((x) => x.versionId === versionId && x.spec.mode === 'MERGED')) {
+            q.splice(q.indexOf(s), 1);
+            s.fail(
+              new DeltagateError('INTERNAL_SERVER_ERROR', 'could not build the merged weights', {
+                cause: err,
+              }),
+            );
+          }
+      },
+    );
+  }
+
+  private evictMerged(): void {
+    const inUse = new Set(this.running.map((s) => this.keyOf(s)));
+    const ready = [...this.merged.entries()].filter(
+      ([v, m]) => m.ready && !inUse.has(`merged:${v}`) && this.policy.mergedFor !== v,
+    );
+    ready.sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    let count = [...this.merged.values()].filter((m) => m.ready).length;
+    for (const [v, m] of ready) {
+      if (count <= this.options.maxMergedSessions) break;
+      this.merged.delete(v);
+      void m.ready!.release().catch(() => undefined);
+      count--;
+    }
+  }
+}
