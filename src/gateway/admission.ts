@@ -24,33 +24,34 @@ export interface AdmissionInput {
   /** Versions that already hold a LoRA slot, and how many more versions could be placed. */
   placedVersions: ReadonlySet<string>;
   freeLoraSlots: number;
-  /** Index into the customer list where this step's turn starts. */
-  cursor: number;
+  /** The customer served last (the turn starts with the next one), or null. */
+  lastServed: string | null;
 }
 
 export interface AdmissionPlan {
   /** Request ids to admit, in order. */
   admit: number[];
-  /** The cursor for the next step (the customer after the last one served). */
-  nextCursor: number;
+  /** The customer served last by this plan (or the input's, when none was). */
+  lastServed: string | null;
 }
 
 export function planAdmission(input: AdmissionInput): AdmissionPlan {
   const customers = [...input.waiting.keys()];
   const admit: number[] = [];
-  if (customers.length === 0 || input.freeKvSlots <= 0) return { admit, nextCursor: input.cursor };
+  let lastServed = input.lastServed;
+  if (customers.length === 0 || input.freeKvSlots <= 0) return { admit, lastServed };
   const running = new Map(input.runningByCustomer);
   const placed = new Set(input.placedVersions);
   let freeLora = input.freeLoraSlots;
   let free = input.freeKvSlots;
   const taken = new Map(customers.map((c) => [c, new Set<number>()]));
-  let cursor = input.cursor % customers.length;
-  let nextCursor = input.cursor;
+  const turn = () => (lastServed === null ? 0 : (customers.indexOf(lastServed) + 1) % customers.length);
   // Rounds: each customer may take one request per round, until nothing more fits.
   for (let progress = true; progress && free > 0;) {
     progress = false;
+    const start = turn();
     for (let k = 0; k < customers.length && free > 0; k++) {
-      const c = customers[(cursor + k) % customers.length]!;
+      const c = customers[(start + k) % customers.length]!;
       if ((running.get(c) ?? 0) >= input.maxRunningPerCustomer) continue;
       const queue = input.waiting.get(c)!;
       const took = taken.get(c)!;
@@ -66,12 +67,11 @@ export function planAdmission(input: AdmissionInput): AdmissionPlan {
         placed.add(r.loraVersion);
         freeLora--;
       }
-      nextCursor = (customers.indexOf(c) + 1) % customers.length;
+      lastServed = c;
       progress = true;
     }
-    cursor = nextCursor;
   }
-  return { admit, nextCursor };
+  return { admit, lastServed };
 }
 
 function canRun(r: WaitingRequest, placed: ReadonlySet<string>, freeLora: number): boolean {

@@ -78,11 +78,12 @@ export class ModelScheduler {
   private readonly waiting = new Map<string, Sequence[]>();
   private readonly running: Sequence[] = [];
   private readonly merged = new Map<string, MergedEntry>();
-  private cursor = 0;
+  private lastServed: string | null = null;
   private looping = false;
   private idle: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, switches: 0 };
+  private stepWaiters: { at: number; resolve: () => void }[] = [];
 
   constructor(
     readonly model: ServingModel,
@@ -153,6 +154,18 @@ export class ModelScheduler {
     this.merged.clear();
   }
 
+  /** Resolves after `n` more steps have run (or when the loop goes idle first). */
+  waitForSteps(n: number): Promise<void> {
+    if (!this.looping) return Promise.resolve();
+    return new Promise((resolve) => this.stepWaiters.push({ at: this.counters.steps + n, resolve }));
+  }
+
+  private wakeStepWaiters(all: boolean): void {
+    const due = this.stepWaiters.filter((w) => all || w.at <= this.counters.steps);
+    this.stepWaiters = this.stepWaiters.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve();
+  }
+
   private kick(): void {
     if (this.looping) return;
     this.looping = true;
@@ -168,6 +181,7 @@ export class ModelScheduler {
       }
     } finally {
       this.looping = false;
+      this.wakeStepWaiters(true);
     }
   }
 
@@ -185,6 +199,7 @@ export class ModelScheduler {
     this.arrange(calls);
     for (const call of calls) await this.run(call);
     this.counters.steps++;
+    this.wakeStepWaiters(false);
     const decodeRows = this.running.filter((s) => s.state === 'decode');
     this.apply(
       this.policy.observe(
@@ -244,9 +259,9 @@ export class ModelScheduler {
       maxRunningPerCustomer: this.options.maxRunningPerCustomer,
       placedVersions: placed,
       freeLoraSlots: this.slots.capacity - table.length + reclaimable,
-      cursor: this.cursor,
+      lastServed: this.lastServed,
     });
-    this.cursor = plan.nextCursor;
+    this.lastServed = plan.lastServed;
     for (const id of plan.admit) {
       const s = byId.get(id)!;
       const q = this.waiting.get(s.spec.customerId)!;

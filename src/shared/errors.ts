@@ -64,8 +64,9 @@ export class QuotaExceededError extends DeltagateError {
   }
 }
 
+/** Too much at once; `retryAfterSeconds` (in extensions, and Retry-After over HTTP) says when to try again. */
 export class RateLimitedError extends DeltagateError {
-  constructor(message = 'rate limited') {
-    super('RATE_LIMITED', message);
+  constructor(message = 'rate limited', retryAfterSeconds = 1) {
+    super('RATE_LIMITED', message, { details: { retryAfterSeconds } });
   }
 }

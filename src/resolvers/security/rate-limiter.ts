@@ -8,7 +8,7 @@ import { RateLimitedError } from '../../shared/errors.js';
 
 export class RateLimitExceededError extends RateLimitedError {
   constructor(readonly retryAfterSeconds: number) {
-    super(`rate limit exceeded; retry in ${retryAfterSeconds} s`);
+    super(`rate limit exceeded; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
   }
 }
 
