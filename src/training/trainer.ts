@@ -325,16 +325,32 @@ export async function runTraining(
       tg.params.flatMap((p) => [[p.aGrad, p.aInput] as const, [p.bGrad, p.bInput] as const]),
     );
 
+    /**
+     * Eval is the inference-mode forward (what serving computes): dropout is the identity. The graph scales
+     * every kept adapter input by 1/(1-p) (PEFT's training-mode dropout), so with all-keep masks eval feeds
+     * A·(1-p) instead of A: x·(1/(1-p))·((1-p)·A)ᵀ = x·Aᵀ, to float rounding.
+     */
+    const evalLoraFeeds = (): Record<string, HostTensor> => {
+      if (o.dropout === 0) return loraFeeds;
+      const feeds = { ...loraFeeds };
+      for (const p of tg.params) {
+        const a = feeds[p.aInput]!;
+        feeds[p.aInput] = { ...a, data: (a.data as Float32Array).map((v) => v * (1 - o.dropout)) };
+      }
+      return feeds;
+    };
+
     const evaluate = async (): Promise<number> => {
       let targets = 0;
       for (const ex of validation) for (let t = 1; t < ex.mask.length; t++) targets += ex.mask[t]!;
       let loss = 0;
+      const lora = evalLoraFeeds();
       for (let i = 0; i < validation.length; i += o.batchSize) {
         const idx = Array.from({ length: Math.min(o.batchSize, validation.length - i) }, (_, k) => i + k);
         const b = makeBatch(validation, idx);
         const feeds = {
           ...batchFeeds(b, 1 / targets),
-          ...loraFeeds,
+          ...lora,
           ...dropoutFeeds(tg, b, o.dropout, null),
         };
         // Fetching only the loss prunes the backward: eval is a forward pass.
