@@ -180,8 +180,22 @@ const m0001: Migration = {
   },
 };
 
+/** Adapters an owner pins stay in the gateway's memory and batch slots (src/gateway/). */
+const m0002: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('adapters')
+      .addColumn('pinned', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+  async down(db) {
+    await db.schema.alterTable('adapters').dropColumn('pinned').execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_adapter_pinned': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

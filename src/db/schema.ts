@@ -68,6 +68,8 @@ export interface AdaptersTable {
   base_model_id: string;
   description: string | null;
   created_at: string;
+  /** 0/1 (an integer in both dialects). */
+  pinned: Generated<number>;
 }
 
 export interface AdapterVersionsTable {

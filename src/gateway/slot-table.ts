@@ -60,8 +60,13 @@ export class SlotTable {
     e.refs--;
   }
 
-  /** A pinned adapter keeps its slot while unreferenced (placed now if a slot is free). */
+  /**
+   * A pinned adapter keeps its slot while unreferenced (placed now if a slot is free). At most half the slots
+   * are pinned, so pins can never starve the adapters of other requests; past that it returns false.
+   */
   pin(versionId: string, adapter: LoraAdapter): boolean {
+    const pinned = [...this.byVersion.values()].filter((e) => e.pinned).length;
+    if (!this.byVersion.get(versionId)?.pinned && pinned + 1 > Math.floor(this.capacity / 2)) return false;
     if (!this.byVersion.has(versionId)) {
       if (this.activate(versionId, adapter) === null) return false;
       this.release(versionId);

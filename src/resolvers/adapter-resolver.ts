@@ -91,6 +91,20 @@ export class AdapterResolver {
     return ctx.services.adapters.setAlias(ctx.actor, input);
   }
 
+  @Mutation(() => AdapterType, {
+    description:
+      'Pin (or unpin) an adapter: the version its bare name serves stays in the gateway memory and batch slots. At most 4 per customer.',
+  })
+  async setAdapterPinned(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('adapterId', () => ID) adapterId: string,
+    @Arg('pinned', () => Boolean) pinned: boolean,
+  ): Promise<Adapter> {
+    const adapter = await ctx.services.adapters.setPinned(ctx.actor, adapterId, pinned);
+    await ctx.services.generation.applyPin(ctx.actor, adapter);
+    return adapter;
+  }
+
   @Mutation(() => Boolean, { description: 'CONFLICT while an alias points at the version.' })
   async deleteAdapterVersion(@Ctx() ctx: GraphQLContext, @Arg('id', () => ID) id: string): Promise<boolean> {
     return ctx.services.adapters.deleteVersion(ctx.actor, id);

@@ -42,6 +42,9 @@ const MAX_NUMBERING_ATTEMPTS = 8;
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 export const DOWNLOAD_URL_SECONDS = 3600;
 
+/** Pinned adapters per customer (each holds host memory and a batch slot in every gateway process). */
+export const MAX_PINNED_ADAPTERS = 4;
+
 export class AdaptersService {
   constructor(
     private readonly repos: Repositories,
@@ -85,6 +88,23 @@ export class AdaptersService {
       if (isUniqueViolation(err)) throw new ConflictError(`an adapter named ${name} already exists`);
       throw err;
     }
+  }
+
+  /**
+   * The owner pins (or unpins) an adapter: its served version stays in the gateway's host memory and keeps a
+   * side-load slot. At most MAX_PINNED_ADAPTERS per customer (QUOTA_EXCEEDED), so pins cannot starve others.
+   */
+  async setPinned(actor: Actor, adapterId: string, pinned: boolean): Promise<Adapter> {
+    const { customerId } = requireCustomer(actor);
+    return inTransaction(this.repos.db, async (tx) => {
+      await tx.customers.lockForUpdate(customerId);
+      const adapter = await tx.adapters.findById(scopeOf(actor), adapterId);
+      if (adapter === null) throw new NotFoundError('adapter', adapterId);
+      if (pinned && !adapter.pinned && (await tx.adapters.countPinned(customerId)) >= MAX_PINNED_ADAPTERS)
+        throw new QuotaExceededError(`at most ${MAX_PINNED_ADAPTERS} adapters can be pinned per customer`);
+      await tx.adapters.setPinned(scopeOf(actor), adapterId, pinned);
+      return { ...adapter, pinned };
+    });
   }
 
   async get(actor: Actor, id: string): Promise<Adapter> {

@@ -133,10 +133,9 @@ describe('ModelScheduler', () => {
       if (!failNext) return sess;
       failNext = false;
       return {
-        ...sess,
         inputNames: sess.inputNames,
         run: () => Promise.reject(new Error('boom')),
-      } as EngineSession;
+      } as unknown as EngineSession;
     };
     const s = scheduler({}, serving);
     const ok = s.submit(spec('a', prompt(4, 1), null, { maxTokens: 5 }));

@@ -17,6 +17,8 @@ export interface Adapter {
   baseModelId: string;
   description: string | null;
   createdAt: string;
+  /** The owner keeps it in the gateway's memory and batch slots. */
+  pinned: boolean;
 }
 
 type Row = Selectable<AdaptersTable>;
@@ -29,6 +31,7 @@ function toAdapter(r: Row): Adapter {
     baseModelId: r.base_model_id,
     description: r.description,
     createdAt: r.created_at,
+    pinned: Number(r.pinned) === 1,
   };
 }
 
@@ -40,7 +43,7 @@ export class AdaptersRepository {
     input: { customerId: string; name: string; baseModelId: string; description: string | null },
     db: Db = this.db,
   ): Promise<Adapter> {
-    const row: Row = {
+    const row = {
       id: newId('adapter'),
       customer_id: input.customerId,
       name: input.name,
@@ -49,7 +52,7 @@ export class AdaptersRepository {
       created_at: nowIso(),
     };
     await db.insertInto('adapters').values(row).execute();
-    return toAdapter(row);
+    return toAdapter({ ...row, pinned: 0 });
   }
 
   async findById(scope: Scope, id: string, db: Db = this.db): Promise<Adapter | null> {
@@ -86,6 +89,25 @@ export class AdaptersRepository {
 
   async list(scope: Scope, page: PageArgs): Promise<Page<Adapter>> {
     return pageById(this.db.selectFrom('adapters').selectAll().$call(inScope(scope)), page, toAdapter);
+  }
+
+  async setPinned(scope: Scope, id: string, pinned: boolean, db: Db = this.db): Promise<void> {
+    await db
+      .updateTable('adapters')
+      .set({ pinned: pinned ? 1 : 0 })
+      .where('id', '=', id)
+      .$call(inScope(scope))
+      .execute();
+  }
+
+  async countPinned(customerId: string, db: Db = this.db): Promise<number> {
+    const r = await db
+      .selectFrom('adapters')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('customer_id', '=', customerId)
+      .where('pinned', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
   }
 
   async countForCustomer(customerId: string, db: Db = this.db): Promise<number> {

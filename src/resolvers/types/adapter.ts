@@ -21,6 +21,9 @@ export class AdapterType {
   @Field(() => ID)
   baseModelId!: string;
 
+  @Field(() => Boolean, { description: 'Kept in the gateway memory and batch slots (setAdapterPinned).' })
+  pinned!: boolean;
+
   @Field(() => DateTimeScalar)
   createdAt!: string;
 }
