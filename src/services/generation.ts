@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
+import type { Adapter } from '../db/repositories/adapters.js';
 import type { Repositories } from '../db/repositories/index.js';
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import { Gateway, type GatewayOptions } from '../gateway/gateway.js';
@@ -155,11 +156,25 @@ export class GenerationService {
     return chunks.iterator();
   }
 
-  /** Pins (or unpins) an adapter version in this process's gateway: kept in memory and in a batch slot. */
-  async setPinned(version: AdapterVersion, baseModelId: string, pinned: boolean): Promise<void> {
-    const base = this.deps.baseModels.require(baseModelId);
-    if (pinned) await this.gateway.pin(base, version);
-    else await this.gateway.unpin(base, version.id);
+  /**
+   * Makes this process's gateway follow an adapter's `pinned` flag for the version its bare name serves
+   * (other processes follow it when they next resolve the adapter).
+   */
+  async applyPin(actor: Actor, adapter: Adapter): Promise<void> {
+    let version: AdapterVersion;
+    try {
+      version = await this.deps.adapters.resolveReference(actor, adapter.name);
+    } catch (err) {
+      if (err instanceof NotFoundError) return; // no version yet: pinned when one is resolved
+      throw err;
+    }
+    await this.followPin(adapter, version, this.deps.baseModels.require(adapter.baseModelId));
+  }
+
+  private async followPin(adapter: Adapter, version: AdapterVersion, base: BaseModel): Promise<void> {
+    if (adapter.pinned && !this.gateway.cache.isPinned(version.id)) await this.gateway.pin(base, version);
+    else if (!adapter.pinned && this.gateway.cache.isPinned(version.id))
+      await this.gateway.unpin(base, version.id);
   }
 
   private async prepare(actor: Actor, input: GenerateInput): Promise<Prepared> {
@@ -182,6 +197,7 @@ export class GenerationService {
       base = this.deps.baseModels.require(adapterRow.baseModelId);
       // Start the cold load now; the checks below overlap with it.
       this.gateway.cache.prefetch(version, base.modelConfig);
+      await this.followPin(adapterRow, version, base);
     } else {
       const id = opt(input.baseModelId);
       const first = this.deps.baseModels.list()[0];
