@@ -1,6 +1,7 @@
 /**
  * The stores every deltagate process opens the same way: the blob store, the base-model registry (the built-in
- * model, written on first use, plus DELTAGATE_BASE_MODELS) and the SQL database with migrations applied.
+ * model, written on first use, plus DELTAGATE_BASE_MODELS, each with its serving grid) and the SQL database
+ * with migrations applied.
  * Composition only, shared by the API (src/main.ts) and the training worker (src/commands/worker.ts).
  */
 import type { Config } from './config.js';
@@ -25,8 +26,8 @@ export async function openBackends(config: Config): Promise<Backends> {
   });
   const builtinDir = await ensureBuiltinModel(config.dataDir);
   const baseModels = await BaseModelRegistry.load([
-    { id: BUILTIN_MODEL_ID, dir: builtinDir },
-    ...config.baseModelDirs.map((dir) => ({ dir })),
+    { id: BUILTIN_MODEL_ID, dir: builtinDir, servingQuantization: config.servingQuantization },
+    ...config.baseModels.map(({ dir, servingQuantization }) => ({ dir, servingQuantization })),
   ]);
   const db = await openDatabase(config.database);
   return { blobs, builtinDir, baseModels, db };

@@ -8,8 +8,24 @@
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { DatabaseConfig } from './db/database.js';
+import type { Quantization } from './engine/nn/weights.js';
 
 export type { DatabaseConfig };
+
+/** The base weights generation runs on: fp32 checkpoint, NF4 (+ double quantization) or the int4 grid. */
+export type ServingQuantization = Quantization;
+export const SERVING_QUANTIZATIONS = [
+  'none',
+  'nf4',
+  'int4',
+] as const satisfies readonly ServingQuantization[];
+
+export interface BaseModelEntry {
+  /** Absolute HF model directory. */
+  dir: string;
+  /** Its `#…` suffix, else the global serving quantization. */
+  servingQuantization: ServingQuantization;
+}
 
 export class ConfigError extends Error {
   constructor(
@@ -56,8 +72,10 @@ export interface Config {
   redisUrl: string | null;
   /** null: the server generates one, keeps it in the data dir and prints it once. */
   adminKey: string | null;
-  /** Absolute HF model directories to register besides the built-in one. */
-  baseModelDirs: string[];
+  /** HF model directories to register besides the built-in one, each with its serving grid. */
+  baseModels: BaseModelEntry[];
+  /** Serving grid of the built-in model and of every base model without a `#…` suffix. */
+  servingQuantization: ServingQuantization;
   /** Base URL (no trailing slash) the directory store puts in presigned links. */
   publicUrl: string;
   logLevel: LogLevel;
@@ -89,6 +107,7 @@ const DEFAULTS = {
   rateLimitPerMinute: 600,
   workerConcurrency: 1,
   executionProvider: 'cpu',
+  servingQuantization: 'nf4',
 } as const;
 
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
@@ -153,7 +172,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   {
     name: 'DELTAGATE_BASE_MODELS',
     default: '',
-    description: 'Hugging Face model directories to register, separated by `,` or `:`.',
+    description:
+      "Hugging Face model directories to register, separated by `,` or `:`; `<dir>#none`, `#nf4` or `#int4` sets that model's serving quantization.",
   },
   {
     name: 'DELTAGATE_PUBLIC_URL',
@@ -193,7 +213,14 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   {
     name: 'DELTAGATE_EXECUTION_PROVIDER',
     default: DEFAULTS.executionProvider,
-    description: 'onnxruntime execution provider: cpu or cuda.',
+    description:
+      'onnxruntime execution provider: cpu or cuda (on cuda, nf4 serving runs MatMulBnb4 instead of dequantized weights).',
+  },
+  {
+    name: 'DELTAGATE_SERVING_QUANTIZATION',
+    default: DEFAULTS.servingQuantization,
+    description:
+      'Base weights generation serves adapters on: none (fp32), nf4 (the QLoRA training grid) or int4 (the `--quantize int4` grid).',
   },
   {
     name: 'NODE_ENV',
@@ -295,6 +322,24 @@ function parseStorage(env: NodeJS.ProcessEnv, dataDir: string): StorageConfig {
   };
 }
 
+/** `dir` or `dir#none|nf4|int4` per entry; a bad suffix or an empty directory is a one-line ConfigError. */
+function parseBaseModels(raw: string | undefined, fallback: ServingQuantization): BaseModelEntry[] {
+  const name = 'DELTAGATE_BASE_MODELS';
+  if (raw === undefined || raw === '') return [];
+  return splitList(raw).map((entry) => {
+    const hash = entry.lastIndexOf('#');
+    const dir = (hash < 0 ? entry : entry.slice(0, hash)).trim();
+    const suffix = hash < 0 ? null : entry.slice(hash + 1).trim();
+    if (dir === '' || (suffix !== null && !(SERVING_QUANTIZATIONS as readonly string[]).includes(suffix))) {
+      throw new ConfigError(
+        name,
+        `${name} entries must be <dir> or <dir>#${SERVING_QUANTIZATIONS.join('|')} (got ${JSON.stringify(entry)})`,
+      );
+    }
+    return { dir: resolve(dir), servingQuantization: (suffix as ServingQuantization | null) ?? fallback };
+  });
+}
+
 function splitList(raw: string): string[] {
   return raw
     .split(new RegExp(`[,${delimiter === ';' ? ';' : ':'}]`))
@@ -320,8 +365,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       z.string().min(24).max(512).regex(/^\S+$/),
       'at least 24 characters, no spaces',
     ) ?? null;
-  const baseModelRaw = env.DELTAGATE_BASE_MODELS?.trim();
-  const baseModelDirs = baseModelRaw ? splitList(baseModelRaw).map((p) => resolve(p)) : [];
+  const servingQuantization =
+    read(env, 'DELTAGATE_SERVING_QUANTIZATION', z.enum(SERVING_QUANTIZATIONS), 'none, nf4 or int4') ??
+    DEFAULTS.servingQuantization;
+  const baseModels = parseBaseModels(env.DELTAGATE_BASE_MODELS?.trim(), servingQuantization);
   const publicUrl = (
     read(env, 'DELTAGATE_PUBLIC_URL', httpUrl, 'an http(s) URL') ?? `http://localhost:${port}`
   ).replace(/\/+$/, '');
@@ -357,7 +404,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storage,
     redisUrl,
     adminKey,
-    baseModelDirs,
+    baseModels,
+    servingQuantization,
     publicUrl,
     logLevel,
     production: env.NODE_ENV === 'production',

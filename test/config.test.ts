@@ -27,7 +27,8 @@ describe('loadConfig', () => {
       storage: { kind: 'fs', dir: `${dataDir}/blobs` },
       redisUrl: null,
       adminKey: null,
-      baseModelDirs: [],
+      baseModels: [],
+      servingQuantization: 'nf4',
       publicUrl: 'http://localhost:4000',
       logLevel: 'info',
       production: false,
@@ -56,7 +57,8 @@ describe('loadConfig', () => {
       DELTAGATE_S3_FORCE_PATH_STYLE: 'false',
       DELTAGATE_REDIS_URL: 'redis://redis:6379/0',
       DELTAGATE_ADMIN_KEY: 'k'.repeat(32),
-      DELTAGATE_BASE_MODELS: '/models/a, /models/b:/models/c',
+      DELTAGATE_BASE_MODELS: '/models/a#int4, /models/b:/models/c#none',
+      DELTAGATE_SERVING_QUANTIZATION: 'none',
       DELTAGATE_PUBLIC_URL: 'https://api.example.com/',
       DELTAGATE_LOG_LEVEL: 'debug',
       DELTAGATE_MAX_DATASET_BYTES: '1000',
@@ -83,7 +85,12 @@ describe('loadConfig', () => {
       },
       redisUrl: 'redis://redis:6379/0',
       adminKey: 'k'.repeat(32),
-      baseModelDirs: ['/models/a', '/models/b', '/models/c'],
+      baseModels: [
+        { dir: '/models/a', servingQuantization: 'int4' },
+        { dir: '/models/b', servingQuantization: 'none' },
+        { dir: '/models/c', servingQuantization: 'none' },
+      ],
+      servingQuantization: 'none',
       publicUrl: 'https://api.example.com',
       logLevel: 'debug',
       production: true,
@@ -131,6 +138,12 @@ describe('loadConfig', () => {
       file: ':memory:',
     });
     expect(loadConfig({ DELTAGATE_PORT: '  ' }).port).toBe(4000);
+    // A model without a `#…` suffix serves on the global grid (nf4 unless DELTAGATE_SERVING_QUANTIZATION says).
+    expect(loadConfig({ DELTAGATE_BASE_MODELS: 'models/x,/m/y#nf4,/m/z#int4' }).baseModels).toEqual([
+      { dir: resolve('models/x'), servingQuantization: 'nf4' },
+      { dir: '/m/y', servingQuantization: 'nf4' },
+      { dir: '/m/z', servingQuantization: 'int4' },
+    ]);
   });
 
   it.each<[Record<string, string>, string]>([
@@ -195,6 +208,18 @@ describe('loadConfig', () => {
       'DELTAGATE_WORKER_CONCURRENCY must be an integer 1-64 (got "many")',
     ],
     [{ DELTAGATE_EXECUTION_PROVIDER: 'tpu' }, 'DELTAGATE_EXECUTION_PROVIDER must be cpu or cuda (got "tpu")'],
+    [
+      { DELTAGATE_SERVING_QUANTIZATION: 'fp8' },
+      'DELTAGATE_SERVING_QUANTIZATION must be none, nf4 or int4 (got "fp8")',
+    ],
+    [
+      { DELTAGATE_BASE_MODELS: '/models/a,/models/b#int8' },
+      'DELTAGATE_BASE_MODELS entries must be <dir> or <dir>#none|nf4|int4 (got "/models/b#int8")',
+    ],
+    [
+      { DELTAGATE_BASE_MODELS: '#int4' },
+      'DELTAGATE_BASE_MODELS entries must be <dir> or <dir>#none|nf4|int4 (got "#int4")',
+    ],
   ])('refuses %j with one line naming the variable', (env, message) => {
     let err: unknown;
     try {

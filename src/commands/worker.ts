@@ -100,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
     bus,
     logger,
     threads: args.threads,
+    executionProvider: config.executionProvider,
   });
   const concurrency = args.concurrency ?? config.workerConcurrency;
   await runner.reconcile();

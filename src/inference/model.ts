@@ -10,7 +10,13 @@ import type { LoraAdapter } from '../engine/formats/peft.js';
 import { loadTokenizer, type TextTokenizer } from '../engine/formats/tokenizer.js';
 import type { HostTensor } from '../engine/ir/types.js';
 import { buildLlamaGraph } from '../engine/nn/llama.js';
-import { prepareWeights, type LlamaWeights, type Quantization } from '../engine/nn/weights.js';
+import {
+  prepareWeights,
+  type LlamaWeights,
+  type MergeOrder,
+  type Nf4Execution,
+  type Quantization,
+} from '../engine/nn/weights.js';
 import { EngineSession, type SessionConfig } from '../engine/onnx/session.js';
 import { validateAdapter } from './adapter-stack.js';
 
@@ -19,6 +25,10 @@ export type LoraMode = 'merged' | 'sideload';
 export interface ModelLoadOptions {
   /** Base weights of the linear modules; default 'none' (fp32). */
   quantize?: Quantization;
+  /** With quantize 'nf4': MatMulBnb4 ('bnb4', default) or its exact fp32 dequantization ('dequantized'). */
+  nf4Execution?: Nf4Execution;
+  /** Merged adapters: Q(W + s·B·A) (default) or dequant(Q(W)) + s·B·A ('quantize-then-merge'). */
+  mergeOrder?: MergeOrder;
   session?: SessionConfig;
   int4BlockSize?: number;
   /** MatMulNBits accuracy_level: 4 (default, int8 activations, fast) or 0 (fp32 activations, exact). */
@@ -69,6 +79,7 @@ export class LoadedModel {
   private weights(): LlamaWeights {
     this.baseWeights ??= prepareWeights(this.checkpoint, {
       quantize: this.quantization,
+      nf4Execution: this.options.nf4Execution,
       int4BlockSize: this.options.int4BlockSize,
       int4AccuracyLevel: this.options.int4AccuracyLevel,
     });
@@ -106,7 +117,9 @@ export class LoadedModel {
     this.validateAdapter(kind.adapter);
     const weights = prepareWeights(this.checkpoint, {
       quantize: this.quantization,
+      nf4Execution: this.options.nf4Execution,
       mergeAdapter: kind.adapter,
+      mergeOrder: this.options.mergeOrder,
       int4BlockSize: this.options.int4BlockSize,
       int4AccuracyLevel: this.options.int4AccuracyLevel,
     });

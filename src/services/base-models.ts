@@ -2,12 +2,25 @@
  * The registry of base models adapters can target: the built-in `deltagate-tiny` plus each Hugging Face
  * directory of DELTAGATE_BASE_MODELS, read once at start-up from their `config.json` (weights are the
  * inference layer's business). Not persisted: it is configuration, the same in every process.
+ * Each model also carries its serving grid (`servingQuantization`, from configuration): the base weights
+ * generation runs on, which should be the grid its adapters were trained on (see ./serving-grid.ts).
  * The composition root (src/main.ts) resolves the directories; this module only reads them.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parameterCount, parseModelConfig, type ModelConfig } from '../engine/formats/hf-config.js';
+import type { Quantization } from '../engine/nn/weights.js';
 import { BadInputError } from '../shared/errors.js';
+
+/**
+ * The base weights generation serves an adapter on: 'none' = the checkpoint's fp32 weights, 'nf4' = the NF4 +
+ * double-quantization weights QLoRA training uses (the default grid), 'int4' = the MatMulNBits grid of
+ * `train --quantize int4`.
+ */
+export type ServingQuantization = Quantization;
+
+/** Training's default base format, so adapters trained with defaults are served on their own grid. */
+export const DEFAULT_SERVING_QUANTIZATION: ServingQuantization = 'nf4';
 
 export interface BaseModel {
   id: string;
@@ -17,6 +30,8 @@ export interface BaseModel {
   contextLength: number;
   /** How the stored weights are quantized ('NONE' for plain float checkpoints). */
   quantization: string;
+  /** The grid generation runs this model's weights on (DELTAGATE_SERVING_QUANTIZATION, or a per-model `#…`). */
+  servingQuantization: ServingQuantization;
   /** The HF config.json as found on disk. */
   config: Record<string, unknown>;
   modelConfig: ModelConfig;
@@ -27,6 +42,8 @@ export interface BaseModelSource {
   /** Defaults to the directory's base name, lowercased. */
   id?: string;
   dir: string;
+  /** Default DEFAULT_SERVING_QUANTIZATION ('nf4'). */
+  servingQuantization?: ServingQuantization;
 }
 
 export class UnknownBaseModelError extends BadInputError {
@@ -70,6 +87,7 @@ export async function readBaseModel(source: BaseModelSource): Promise<BaseModel>
     parameterCount: parameterCount(modelConfig),
     contextLength: modelConfig.maxPositionEmbeddings,
     quantization: quantizationOf(config),
+    servingQuantization: source.servingQuantization ?? DEFAULT_SERVING_QUANTIZATION,
     config,
     modelConfig,
     dir: source.dir,

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { repositoriesFor, type Repositories } from '../db/repositories/index.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { ProgressBus } from '../queue/progress-bus.js';
@@ -14,6 +15,7 @@ import { ApiKeysService } from './api-keys.js';
 import type { BaseModelRegistry } from './base-models.js';
 import { CustomersService } from './customers.js';
 import { DatasetsService, type TokenCounter } from './datasets.js';
+import type { ServingRuntime } from './serving-grid.js';
 import { GenerationService, type GenerationOptions } from './generation.js';
 import { TrainingJobsService } from './training-jobs.js';
 import { TrainingRunner, type TrainingJobPayload, type TrainingProgressEvent } from './training-runner.js';
@@ -34,6 +36,11 @@ export interface ServiceDeps {
   /** Counts tokens with the built-in tokenizer; null leaves `tokenCount` unset. */
   countTokens: TokenCounter | null;
   logger: Logger;
+  /**
+   * onnxruntime execution provider of every session this process creates (DELTAGATE_EXECUTION_PROVIDER):
+   * training jobs run here, and `Services.runtime` for generation. Default 'cpu'.
+   */
+  executionProvider?: ExecutionProvider;
   /** The training queue and progress bus (src/queue); without them jobs can be read but not started. */
   training?: {
     queue: JobQueue<TrainingJobPayload>;
@@ -58,10 +65,13 @@ export interface Services {
   /** Runs start/cancel/progress and, where this process trains, the worker; null without a queue. */
   training: TrainingRunner | null;
   generation: GenerationService;
+  /** What `engineLoadOptions(base, runtime)` (serving-grid.ts) needs to load a base model for generation. */
+  runtime: ServingRuntime;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const repos = repositoriesFor(deps.db);
+  const runtime: ServingRuntime = { executionProvider: deps.executionProvider ?? 'cpu' };
   const apiKeys = new ApiKeysService(repos, deps.adminKey);
   const adapters = new AdaptersService(repos, deps.blobs, deps.baseModels, deps.limits, deps.logger);
   const training = deps.training
@@ -74,6 +84,7 @@ export function createServices(deps: ServiceDeps): Services {
         logger: deps.logger,
         attempts: deps.training.attempts,
         threads: deps.training.threads,
+        executionProvider: runtime.executionProvider,
       })
     : null;
   return {
@@ -93,7 +104,9 @@ export function createServices(deps: ServiceDeps): Services {
       adapters,
       logger: deps.logger,
       options: deps.generation,
+      runtime,
     }),
+    runtime,
   };
 }
 
@@ -101,5 +114,7 @@ export type { Actor, CustomerActor } from './actor.js';
 export { ADMIN, requireAdmin, requireCustomer, scopeOf } from './actor.js';
 export type { BaseModel } from './base-models.js';
 export { BaseModelRegistry } from './base-models.js';
+export type { EngineLoadOptions, ServingRuntime } from './serving-grid.js';
+export { engineLoadOptions } from './serving-grid.js';
 export { GenerationService } from './generation.js';
 export { TrainingRunner } from './training-runner.js';

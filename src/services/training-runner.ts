@@ -10,6 +10,7 @@ import { isUniqueViolation } from '../db/database.js';
 import { ALL, type Repositories } from '../db/repositories/index.js';
 import { TERMINAL_JOB_STATUSES, type TrainingJob } from '../db/repositories/training-jobs.js';
 import { LINEAR_MODULES } from '../engine/formats/hf-config.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
 import type { JobQueue, JobWorker, ReconcileResult } from '../queue/job-queue.js';
 import { subscribeIterator, type ProgressBus } from '../queue/progress-bus.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -152,6 +153,8 @@ export interface TrainingRunnerDeps {
   attempts?: number;
   /** ORT threads per training job. */
   threads?: number;
+  /** onnxruntime execution provider of the training sessions (DELTAGATE_EXECUTION_PROVIDER); default 'cpu'. */
+  executionProvider?: ExecutionProvider;
 }
 
 export class TrainingRunner {
@@ -172,6 +175,7 @@ export class TrainingRunner {
       logger,
       modelDirOf: (id) => baseModels.get(id)?.dir ?? null,
       threads: this.deps.threads,
+      executionProvider: this.deps.executionProvider,
     });
     const worker = await this.deps.queue.startWorker(handler, { concurrency });
     this.workers.push(worker);

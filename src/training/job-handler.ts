@@ -21,6 +21,7 @@ import {
 } from '../db/repositories/training-jobs.js';
 import { LINEAR_MODULES, type LinearModule } from '../engine/formats/hf-config.js';
 import { serializePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
 import type { JobHandler } from '../queue/job-queue.js';
 import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js';
 import type { ProgressBus } from '../queue/progress-bus.js';
@@ -104,6 +105,8 @@ export interface TrainingJobHandlerDeps {
   lossHistoryLimit?: number;
   /** ORT intra-op threads for training. */
   threads?: number;
+  /** onnxruntime execution provider of every training session (DELTAGATE_EXECUTION_PROVIDER); default 'cpu'. */
+  executionProvider?: ExecutionProvider;
 }
 
 const MAX_NUMBERING_ATTEMPTS = 8;
@@ -232,6 +235,7 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
           format: dataset.format,
           resume: true,
           threads: deps.threads,
+          executionProvider: deps.executionProvider,
         },
         { onProgress, signal: abort, checkpointStore: store },
       );

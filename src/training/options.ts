@@ -5,6 +5,7 @@
  */
 import { LINEAR_MODULES, isLinearModule, type LinearModule } from '../engine/formats/hf-config.js';
 import type { Quantization } from '../engine/nn/weights.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
 import type { DatasetFormat, DatasetRow } from './dataset-rows.js';
 import { TrainingOptionsError } from './errors.js';
 
@@ -56,6 +57,8 @@ export interface TrainingOptions {
   gradientCheckpointing?: boolean;
   /** ORT intra-op threads (default: ORT's choice). */
   threads?: number;
+  /** onnxruntime execution provider (default 'cpu'; 'cuda' tries CUDA first, then the CPU). */
+  executionProvider?: ExecutionProvider;
 }
 
 export type ResolvedOptions = Required<
@@ -81,6 +84,7 @@ export const TRAINING_DEFAULTS = {
   checkpointEvery: 0,
   resume: false,
   gradientCheckpointing: true,
+  executionProvider: 'cpu',
 } as const satisfies Partial<TrainingOptions>;
 
 function need(cond: boolean, message: string): void {
@@ -116,6 +120,10 @@ export function resolveOptions(o: TrainingOptions): ResolvedOptions {
   need(r.maxGradNorm >= 0, `max grad norm must be ≥ 0, got ${r.maxGradNorm}`);
   need(['nf4', 'int4', 'none'].includes(r.quantize), `quantize must be nf4, int4 or none, got ${r.quantize}`);
   need(isInt(r.seed), `seed must be an integer, got ${r.seed}`);
+  need(
+    ['cpu', 'cuda'].includes(r.executionProvider),
+    `execution provider must be cpu or cuda, got ${r.executionProvider}`,
+  );
   need(isInt(r.checkpointEvery) && r.checkpointEvery >= 0, `checkpoint-every must be an integer ≥ 0`);
   need(r.targetModules.length > 0, 'target modules must not be empty');
   for (const m of r.targetModules) {

@@ -14,7 +14,7 @@ import { writePeftDir } from '../engine/formats/peft.js';
 import { loadTokenizer } from '../engine/formats/tokenizer.js';
 import type { HostTensor } from '../engine/ir/types.js';
 import { prepareWeights, type LlamaWeights } from '../engine/nn/weights.js';
-import { EngineSession } from '../engine/onnx/session.js';
+import { EngineSession, executionProvidersFor, type SessionConfig } from '../engine/onnx/session.js';
 import { int4BitsPerParameter } from '../engine/quant/int4.js';
 import { nf4BitsPerParameter } from '../engine/quant/nf4.js';
 import { AdamW, clipGlobalNorm } from './adamw.js';
@@ -211,6 +211,21 @@ function fingerprint(o: ResolvedOptions, examples: readonly EncodedExample[], mo
   });
 }
 
+/**
+ * The onnxruntime options of the training session: the configured execution provider ('cuda' → CUDA first,
+ * CPU fallback), the thread count, and no CPU arena (a step's activations are freed after each run, and the
+ * arena would keep its high-water mark).
+ */
+export function trainingSessionConfig(
+  o: Pick<ResolvedOptions, 'threads' | 'executionProvider'>,
+): SessionConfig {
+  return {
+    enableCpuMemArena: false,
+    executionProviders: executionProvidersFor(o.executionProvider),
+    ...(o.threads === undefined ? {} : { threads: o.threads }),
+  };
+}
+
 /** What the loop keeps of the base model: the session and the names/shapes of its LoRA feeds. */
 interface OpenBase {
   session: EngineSession;
@@ -243,11 +258,7 @@ async function openBase(o: ResolvedOptions): Promise<OpenBase> {
     dropout: o.dropout,
     gradientCheckpointing: o.gradientCheckpointing,
   });
-  // No CPU arena: a step's activations are freed after each run, and the arena would keep its high-water mark.
-  const session = await EngineSession.create(tg.graph, {
-    enableCpuMemArena: false,
-    ...(o.threads === undefined ? {} : { threads: o.threads }),
-  });
+  const session = await EngineSession.create(tg.graph, trainingSessionConfig(o));
   const name = ckpt.rawConfig._name_or_path;
   return {
     session,

@@ -14,6 +14,14 @@ import { emitOnnx, initializerBytes, writeOnnxWithExternalData } from './emit.js
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/**
+ * The `executionProviders` list for a configured provider: 'cuda' → ['cuda', 'cpu'] (nodes the CUDA EP lacks
+ * fall back to the CPU), 'cpu' → ['cpu'].
+ */
+export function executionProvidersFor(provider: ExecutionProvider): ExecutionProvider[] {
+  return provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
+}
+
 export interface SessionConfig {
   /** Intra-op threads; default: ORT's choice (all cores). */
   threads?: number;
