@@ -1,7 +1,7 @@
 /**
  * What every `deltagate` sub-command shares: turning a parse result into help/usage output with the right exit
- * code, and a long-running process's life until SIGTERM/SIGINT (a first signal drains, a second exits at once).
- * Argument parsing itself stays with each command; the dispatcher is src/cli.ts.
+ * code, and a long-running process's life until SIGTERM/SIGINT (a first signal drains, a genuinely second one
+ * exits at once). Argument parsing itself stays with each command; the dispatcher is src/cli.ts.
  */
 import type { Logger } from 'pino';
 
@@ -19,8 +19,18 @@ export function usageExit(command: string, usage: string, args: NotRunnable): nu
 }
 
 /**
- * Resolves with the exit code once a SIGTERM/SIGINT has run `shutdown` (0, or 1 if it threw). A second signal
- * while shutting down exits at once.
+ * How long after the first signal a repeat counts as the same request to stop. One Ctrl-C in a terminal
+ * reaches every process of the foreground group, and `npm start` also forwards the SIGINT it got itself, so
+ * the server sees two within milliseconds; a person pressing Ctrl-C again, or a supervisor escalating, is
+ * slower than this.
+ */
+export const REPEATED_SIGNAL_WINDOW_MS = 500;
+
+/**
+ * Resolves with the exit code once a SIGTERM/SIGINT has run `shutdown` exactly once (0, or 1 if it threw).
+ * A signal within REPEATED_SIGNAL_WINDOW_MS of the first is the same request and is ignored; a later one
+ * while shutting down is a second request and exits at once with 1. Nothing in-process may re-send signals
+ * (Apollo's own handler is off: src/http/graphql.ts).
  */
 export function runUntilSignal(
   logger: Logger,
@@ -28,13 +38,18 @@ export function runUntilSignal(
   shutdown: () => Promise<void>,
 ): Promise<number> {
   return new Promise<number>((resolve) => {
-    let stopping = false;
+    let firstAt: number | null = null;
     const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
+      const now = performance.now();
+      if (firstAt !== null) {
+        if (now - firstAt < REPEATED_SIGNAL_WINDOW_MS) {
+          logger.debug({ signal }, 'repeated signal ignored: already shutting down');
+          return;
+        }
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
-      stopping = true;
+      firstAt = now;
       logger.info({ signal }, message);
       shutdown().then(
         () => done(0),

@@ -1,6 +1,7 @@
 /**
  * The per-request GraphQL context: the authenticated Actor (never null: unauthenticated requests are refused
- * before execution, src/main.ts), the service bundle and this request's DataLoaders. Resolvers read only this.
+ * before execution, src/http/graphql.ts), the service bundle and this request's DataLoaders. Resolvers read
+ * only this.
  */
 import type { Logger } from 'pino';
 import type { Actor, Services } from '../services/index.js';

@@ -2,7 +2,7 @@
  * API keys: `dg_live_` + 32 random bytes (base64url), shown once; only its sha256 is stored, found by a unique
  * prefix and compared with timingSafeEqual; revocation is effective on the next request (no cache).
  * `authenticate` turns an `Authorization` header into an Actor — the admin key is compared the same way.
- * The HTTP/WebSocket wiring that calls it is src/main.ts.
+ * The HTTP/WebSocket wiring that calls it is src/http/graphql.ts (`authorize`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKey } from '../db/repositories/api-keys.js';

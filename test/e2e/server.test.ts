@@ -1,9 +1,10 @@
 // The server's own plumbing: the generated admin key (0600 file, stable across restarts), /healthz, unknown
-// routes, oversized bodies (413 before parsing), and a clean close.
+// routes, oversized bodies (413 before parsing; before reading when Content-Length says so), and a clean close.
 import { statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAdminKey } from '../../src/main.js';
+import { rawRequest } from '../http/helpers.js';
 import { ok, startHarness, type Harness } from './harness.js';
 
 describe('server', () => {
@@ -37,6 +38,22 @@ describe('server', () => {
       body: JSON.stringify({ query: '{ viewer { role } }', pad: 'x'.repeat(3 * 1024 * 1024) }),
     });
     expect(res.status).toBe(413);
+  });
+
+  it('answers 413 on a declared oversized body before any of it is sent', async () => {
+    const head = [
+      'POST /graphql HTTP/1.1',
+      'Host: x',
+      'Content-Type: application/json',
+      `Authorization: Bearer ${h.server.adminKey.key}`,
+      'Content-Length: 50000000',
+    ].join('\r\n');
+    const answer = await rawRequest(h.server.port, head);
+    expect(answer.status).toBe(413);
+    expect(answer.closed).toBe(true);
+    const body = JSON.parse(answer.text.slice(answer.text.indexOf('\r\n\r\n') + 4));
+    expect(body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(body.errors[0].message).toMatch(/^request body over \d+ bytes$/);
   });
 
   it('closes idempotently', async () => {

@@ -2,7 +2,7 @@
  * `depthLimit(max)`: a graphql-js ValidationRule refusing operations nested deeper than `max` field levels,
  * before execution. Fragments are followed (memoized, cycle-safe: cycles are NoFragmentCycles' to report);
  * introspection subtrees (`__schema`, `__type`) are not counted. Alias and cost limits are siblings in this
- * folder; `index.ts` bundles them for the server (`src/main.ts`).
+ * folder; `index.ts` bundles them for the server (`src/http/graphql.ts`).
  */
 import { GraphQLError, Kind, type SelectionSetNode, type ValidationContext, type ASTVisitor } from 'graphql';
 

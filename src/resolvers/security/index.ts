@@ -1,7 +1,7 @@
 /**
- * The API guards in one import for the server (`src/main.ts`): validation rules that refuse depth bombs,
- * alias batches and expensive operations before execution, the page-size rule connection resolvers apply,
- * and the per-key rate limiter. `securityRules()` gives the defaults the server uses.
+ * The API guards in one import for the server (`src/http/graphql.ts`): validation rules that refuse depth
+ * bombs, alias batches and expensive operations before execution, the page-size rule connection resolvers
+ * apply, and the per-key rate limiter. `securityRules()` gives the defaults the server uses.
  */
 import { aliasLimit } from './alias-limit.js';
 import { costLimit } from './cost-limit.js';
