@@ -98,6 +98,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
     adminKey: adminKey.key,
     countTokens: tokenizer ? (text) => tokenizer.encode(text, { addBos: false }).length : null,
     logger,
+    executionProvider: config.executionProvider,
     training: { queue, bus, threads: training.threads },
   });
   const runner = services.training!;
