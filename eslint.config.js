@@ -1,5 +1,5 @@
 // Lint: typescript-eslint's recommended rules plus the layering of STYLE.md
-// (http → resolvers → services → {training, inference, storage, db, queue} → engine; the engine imports none of them).
+// (http → resolvers → services → {gateway → inference, training, storage, db, queue} → engine; the engine imports none).
 import tseslint from 'typescript-eslint';
 
 const layer = (from, forbidden) => ({
@@ -39,11 +39,14 @@ export default tseslint.config(
     'queue',
     'training',
     'inference',
+    'gateway',
     'commands',
     'http',
   ]),
   layer('training', ['resolvers', 'services', 'commands', 'http']),
-  layer('inference', ['resolvers', 'services', 'commands', 'http']),
+  layer('inference', ['resolvers', 'services', 'commands', 'http', 'gateway']),
+  // The serving runtime: below services (no customers, quotas or SQL), above inference.
+  layer('gateway', ['resolvers', 'services', 'commands', 'http', 'db', 'queue', 'training']),
   layer('storage', ['resolvers', 'services', 'engine', 'training', 'inference', 'commands', 'http']),
   layer('db', ['resolvers', 'services', 'engine', 'training', 'inference', 'commands', 'http']),
   layer('queue', ['resolvers', 'services', 'commands', 'http']),
@@ -51,5 +54,5 @@ export default tseslint.config(
   layer('resolvers', ['commands', 'http']),
   // The HTTP server sits on top of GraphQL: it may import resolvers, services, storage and shared, and
   // reaches SQL, queues, training and the engine only through services the composition root hands it.
-  layer('http', ['commands', 'db', 'queue', 'training', 'inference', 'engine']),
+  layer('http', ['commands', 'db', 'queue', 'training', 'inference', 'gateway', 'engine']),
 );

@@ -83,6 +83,20 @@ export interface Config {
   limits: Limits;
   workerConcurrency: number;
   executionProvider: 'cpu' | 'cuda';
+  gateway: GatewayConfig;
+}
+
+/** The serving runtime's sizes and limits (src/gateway/, docs/GATEWAY.md). */
+export interface GatewayConfig {
+  kvCacheBytes: number;
+  maxBatch: number;
+  maxSequence: number;
+  prefillTokens: number;
+  adapterSlots: number;
+  adapterCacheBytes: number;
+  maxRunningPerCustomer: number;
+  maxQueuedPerCustomer: number;
+  requestTimeoutMs: number;
 }
 
 export interface ConfigVariable {
@@ -108,6 +122,15 @@ const DEFAULTS = {
   workerConcurrency: 1,
   executionProvider: 'cpu',
   servingQuantization: 'nf4',
+  kvCacheBytes: 1024 * MiB,
+  gatewayMaxBatch: 64,
+  gatewayMaxSequence: 4096,
+  gatewayPrefillTokens: 256,
+  gatewayAdapterSlots: 64,
+  adapterCacheBytes: 256 * MiB,
+  gatewayMaxRunningPerCustomer: 32,
+  gatewayMaxQueuedPerCustomer: 64,
+  generationTimeoutMs: 120_000,
 } as const;
 
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
@@ -221,6 +244,54 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     default: DEFAULTS.servingQuantization,
     description:
       'Base weights generation serves adapters on: none (fp32), nf4 (the QLoRA training grid) or int4 (the `--quantize int4` grid).',
+  },
+  {
+    name: 'DELTAGATE_KV_CACHE_BYTES',
+    default: String(DEFAULTS.kvCacheBytes),
+    description:
+      'KV-cache pool per served base model (bytes); rows = this ÷ (2·layers·KV heads·max sequence·head dim·4), at most the max batch.',
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_MAX_BATCH',
+    default: String(DEFAULTS.gatewayMaxBatch),
+    description: 'Most requests one base model decodes at once (continuous batching).',
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_MAX_SEQUENCE',
+    default: String(DEFAULTS.gatewayMaxSequence),
+    description:
+      "Tokens (prompt + completion) one request may hold in the KV cache (capped by the model's context).",
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_PREFILL_TOKENS',
+    default: String(DEFAULTS.gatewayPrefillTokens),
+    description:
+      'Prompt tokens fed per batch step (chunked prefill: long prompts never stall running streams).',
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_ADAPTER_SLOTS',
+    default: String(DEFAULTS.gatewayAdapterSlots),
+    description: 'Distinct side-loaded adapters in one running batch.',
+  },
+  {
+    name: 'DELTAGATE_ADAPTER_CACHE_BYTES',
+    default: String(DEFAULTS.adapterCacheBytes),
+    description: 'Parsed adapters kept in host memory (LRU, bytes; pinned adapters come on top).',
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_MAX_RUNNING_PER_CUSTOMER',
+    default: String(DEFAULTS.gatewayMaxRunningPerCustomer),
+    description: "One customer's share of the running batch (rows); the rest wait their turn.",
+  },
+  {
+    name: 'DELTAGATE_GATEWAY_MAX_QUEUED_PER_CUSTOMER',
+    default: String(DEFAULTS.gatewayMaxQueuedPerCustomer),
+    description: 'Generation requests one customer may have waiting; past it RATE_LIMITED with a retry hint.',
+  },
+  {
+    name: 'DELTAGATE_GENERATION_TIMEOUT_MS',
+    default: String(DEFAULTS.generationTimeoutMs),
+    description: 'A generation not finished this long after it was queued is dropped (RATE_LIMITED).',
   },
   {
     name: 'NODE_ENV',
@@ -396,6 +467,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const executionProvider =
     read(env, 'DELTAGATE_EXECUTION_PROVIDER', z.enum(['cpu', 'cuda']), 'cpu or cuda') ??
     DEFAULTS.executionProvider;
+  const count = (name: string, max: number, dflt: number) =>
+    read(env, name, intIn(1, max), `an integer 1-${max}`) ?? dflt;
+  const gateway: GatewayConfig = {
+    kvCacheBytes: bytes('DELTAGATE_KV_CACHE_BYTES', DEFAULTS.kvCacheBytes),
+    maxBatch: count('DELTAGATE_GATEWAY_MAX_BATCH', 1024, DEFAULTS.gatewayMaxBatch),
+    maxSequence: count('DELTAGATE_GATEWAY_MAX_SEQUENCE', 1 << 20, DEFAULTS.gatewayMaxSequence),
+    prefillTokens: count('DELTAGATE_GATEWAY_PREFILL_TOKENS', 1 << 16, DEFAULTS.gatewayPrefillTokens),
+    adapterSlots: count('DELTAGATE_GATEWAY_ADAPTER_SLOTS', 4096, DEFAULTS.gatewayAdapterSlots),
+    adapterCacheBytes: bytes('DELTAGATE_ADAPTER_CACHE_BYTES', DEFAULTS.adapterCacheBytes),
+    maxRunningPerCustomer: count(
+      'DELTAGATE_GATEWAY_MAX_RUNNING_PER_CUSTOMER',
+      1024,
+      DEFAULTS.gatewayMaxRunningPerCustomer,
+    ),
+    maxQueuedPerCustomer: count(
+      'DELTAGATE_GATEWAY_MAX_QUEUED_PER_CUSTOMER',
+      100_000,
+      DEFAULTS.gatewayMaxQueuedPerCustomer,
+    ),
+    requestTimeoutMs: count('DELTAGATE_GENERATION_TIMEOUT_MS', 86_400_000, DEFAULTS.generationTimeoutMs),
+  };
   return {
     port,
     host,
@@ -412,6 +504,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     limits,
     workerConcurrency,
     executionProvider,
+    gateway,
   };
 }
 

@@ -100,6 +100,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
     logger,
     executionProvider: config.executionProvider,
     training: { queue, bus, threads: training.threads },
+    generation: config.gateway,
   });
   const runner = services.training!;
   // Embedded defaults: this process trains. With Redis, `deltagate worker` processes do.

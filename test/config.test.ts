@@ -40,6 +40,17 @@ describe('loadConfig', () => {
       },
       workerConcurrency: 1,
       executionProvider: 'cpu',
+      gateway: {
+        kvCacheBytes: 1024 * MiB,
+        maxBatch: 64,
+        maxSequence: 4096,
+        prefillTokens: 256,
+        adapterSlots: 64,
+        adapterCacheBytes: 256 * MiB,
+        maxRunningPerCustomer: 32,
+        maxQueuedPerCustomer: 64,
+        requestTimeoutMs: 120_000,
+      },
     });
   });
 
@@ -67,6 +78,15 @@ describe('loadConfig', () => {
       DELTAGATE_RATE_LIMIT_PER_MINUTE: '5',
       DELTAGATE_WORKER_CONCURRENCY: '2',
       DELTAGATE_EXECUTION_PROVIDER: 'cuda',
+      DELTAGATE_KV_CACHE_BYTES: '3000',
+      DELTAGATE_GATEWAY_MAX_BATCH: '8',
+      DELTAGATE_GATEWAY_MAX_SEQUENCE: '512',
+      DELTAGATE_GATEWAY_PREFILL_TOKENS: '64',
+      DELTAGATE_GATEWAY_ADAPTER_SLOTS: '4',
+      DELTAGATE_ADAPTER_CACHE_BYTES: '4000',
+      DELTAGATE_GATEWAY_MAX_RUNNING_PER_CUSTOMER: '2',
+      DELTAGATE_GATEWAY_MAX_QUEUED_PER_CUSTOMER: '3',
+      DELTAGATE_GENERATION_TIMEOUT_MS: '5000',
       NODE_ENV: 'production',
     });
     expect(c).toEqual<Config>({
@@ -102,6 +122,17 @@ describe('loadConfig', () => {
       },
       workerConcurrency: 2,
       executionProvider: 'cuda',
+      gateway: {
+        kvCacheBytes: 3000,
+        maxBatch: 8,
+        maxSequence: 512,
+        prefillTokens: 64,
+        adapterSlots: 4,
+        adapterCacheBytes: 4000,
+        maxRunningPerCustomer: 2,
+        maxQueuedPerCustomer: 3,
+        requestTimeoutMs: 5000,
+      },
     });
   });
 

@@ -177,6 +177,11 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
+    // A client that closes the connection before the answer aborts long work (a generation leaves the batch).
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: {
         method: (req.method ?? 'GET').toUpperCase(),
@@ -190,7 +195,7 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
           req.headers.authorization,
           req.socket.remoteAddress ?? 'unknown',
         );
-        return createContext(actor, services, logger);
+        return createContext(actor, services, logger, abort.signal);
       },
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);

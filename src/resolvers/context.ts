@@ -12,8 +12,15 @@ export interface GraphQLContext {
   services: Services;
   loaders: Loaders;
   logger: Logger;
+  /** Aborted when the client goes away before the answer (the HTTP connection closed): long work stops. */
+  signal?: AbortSignal;
 }
 
-export function createContext(actor: Actor, services: Services, logger: Logger): GraphQLContext {
-  return { actor, services, loaders: createLoaders(actor, services), logger };
+export function createContext(
+  actor: Actor,
+  services: Services,
+  logger: Logger,
+  signal?: AbortSignal,
+): GraphQLContext {
+  return { actor, services, loaders: createLoaders(actor, services), logger, ...(signal ? { signal } : {}) };
 }

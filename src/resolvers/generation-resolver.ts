@@ -16,7 +16,7 @@ export class GenerationResolver {
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => GenerateInput) input: GenerateInput,
   ): Promise<Generation> {
-    return ctx.services.generation.generate(ctx.actor, input);
+    return ctx.services.generation.generate(ctx.actor, input, { signal: ctx.signal });
   }
 
   @Subscription(() => GenerationChunkType, {

@@ -447,6 +447,11 @@ describe.each<Backend>(['sqlite+fs', 'postgres+s3'])('control plane on %s', (bac
         { i: { adapterId: ids.adapter, alias: 'production', versionId: ids.v1 } },
       ],
       ['deleteAdapterVersion', 'mutation($id: ID!) { deleteAdapterVersion(id: $id) }', { id: ids.v1 }],
+      [
+        'setAdapterPinned',
+        'mutation($id: ID!) { setAdapterPinned(adapterId: $id, pinned: true) { id } }',
+        { id: ids.adapter },
+      ],
     ];
     const bAdapter = (await ok(h, B.key, '{ adapterByName(name: "support") { id } }')).adapterByName.id;
     table.push([

@@ -234,6 +234,30 @@ describe('GenerationService', () => {
     expect(cache.stats().misses).toBe(3);
   });
 
+  it('follows the owner pinning an adapter: its served version stays in memory and in a batch slot', async () => {
+    const g = service();
+    const adapter = await s.adapters.getByName(alice, 'facts');
+    const served = await s.adapters.resolveReference(alice, 'facts');
+    const pinned = await s.adapters.setPinned(alice, adapter.id, true);
+    expect(pinned.pinned).toBe(true);
+    await g.applyPin(alice, pinned);
+    expect(g.gateway.cache.isPinned(served.id)).toBe(true);
+    const { scheduler } = await g.gateway.model(s.baseModels.require(BUILTIN_MODEL_ID));
+    expect(scheduler.slots.snapshot()).toEqual([{ versionId: served.id, slot: 1, refs: 0, pinned: true }]);
+    // Another customer cannot pin it; the owner can unpin.
+    expect(await codeOf(s.adapters.setPinned(bob, adapter.id, true))).toBe('NOT_FOUND');
+    await g.applyPin(alice, await s.adapters.setPinned(alice, adapter.id, false));
+    expect(g.gateway.cache.isPinned(served.id)).toBe(false);
+    expect(scheduler.slots.snapshot()[0]!.pinned).toBe(false);
+    // At most 4 pinned adapters per customer.
+    for (let i = 0; i < 4; i++) {
+      const a = await s.adapters.create(alice, { name: `pin-${i}`, baseModelId: BUILTIN_MODEL_ID });
+      await s.adapters.setPinned(alice, a.id, true);
+    }
+    expect(await codeOf(s.adapters.setPinned(alice, adapter.id, true))).toBe('QUOTA_EXCEEDED');
+    await g.close();
+  });
+
   it('queues requests past the batch and refuses past the queue limit', async () => {
     const g = service({ maxBatch: 1, maxQueued: 1 });
     const results = await Promise.allSettled([
