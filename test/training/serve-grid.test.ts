@@ -11,7 +11,11 @@ import type { LoraAdapter } from '../../src/engine/formats/peft.js';
 import { loadTokenizer } from '../../src/engine/formats/tokenizer.js';
 import { buildAdapterStack } from '../../src/inference/adapter-stack.js';
 import { BatchDecoder } from '../../src/inference/batch-decoder.js';
+import { runBatchStep } from '../../src/inference/batch-step.js';
+import { KvPool } from '../../src/inference/kv-pool.js';
+import { LoraColumns } from '../../src/inference/lora-columns.js';
 import { LoadedModel, type ModelLoadOptions } from '../../src/inference/model.js';
+import { ServingModel } from '../../src/inference/serving-model.js';
 import { engineLoadOptions } from '../../src/services/serving-grid.js';
 import { splitValidation } from '../../src/training/batching.js';
 import { encodeRows, type EncodedExample } from '../../src/training/encode-rows.js';
@@ -111,6 +115,49 @@ async function servingLoss(
   }
 }
 
+/** The same loss through the gateway's serving graph (GroupQueryAttention slot pool, stacked LoRA columns). */
+async function gatewayLoss(
+  options: ModelLoadOptions,
+  adapter: LoraAdapter,
+  mode: 'sideload' | 'merged',
+  rows: readonly EncodedExample[],
+): Promise<number> {
+  const model = await LoadedModel.load(modelDir, { ...options, session: { ...options.session, threads: 2 } });
+  const serving = new ServingModel(model);
+  try {
+    const session =
+      mode === 'sideload' ? await serving.session('stacked') : await serving.mergedSession(adapter);
+    const columns = new LoraColumns(model.config);
+    columns.place(1, adapter);
+    const config = model.config;
+    const pool = new KvPool(config.numLayers, 1, config.numKvHeads, 64, config.headDim);
+    let loss = 0;
+    let targets = 0;
+    for (const { ids, mask } of rows) {
+      pool.allocate();
+      for (let t = 0; t + 1 < ids.length; t++) {
+        const logits = await runBatchStep({
+          session,
+          config,
+          pool,
+          start: 0,
+          rows: [{ ids: [ids[t]!], loraSlot: 1 }],
+          loraFeeds: mode === 'sideload' ? columns.feeds() : undefined,
+        });
+        if (mask[t + 1] === 1) {
+          loss += crossEntropy(logits, ids[t + 1]!);
+          targets += 1;
+        }
+      }
+      pool.release(0);
+    }
+    return loss / targets;
+  } finally {
+    await serving.close();
+    await model.close();
+  }
+}
+
 describe('serving on the training grid', () => {
   let adapter: LoraAdapter;
   let metrics: TrainingMetrics;
@@ -136,6 +183,9 @@ describe('serving on the training grid', () => {
     const merged = await servingLoss(options, adapter, 'merged', rows);
     expect(Math.abs(sideloaded - trainer)).toBeLessThan(1e-4);
     expect(Math.abs(merged - trainer)).toBeLessThan(1e-4);
+    // The gateway's own graph (what the API serves with), side-loaded and merged.
+    expect(Math.abs((await gatewayLoss(options, adapter, 'sideload', rows)) - trainer)).toBeLessThan(1e-4);
+    expect(Math.abs((await gatewayLoss(options, adapter, 'merged', rows)) - trainer)).toBeLessThan(1e-4);
 
     // The test can fail: the fp32 checkpoint weights are another model, and merging before quantizing,
     // Q(W + s·B·A), rounds most of the adapter away.
