@@ -27,7 +27,10 @@ export interface GenerateInput {
   adapter?: string | null;
   /** Only for `adapter: null`; default: the first registered base model (the built-in one). */
   baseModelId?: string | null;
-  prompt: string;
+  /** Text, tokenized with the base model's tokenizer. Exactly one of prompt / promptIds. */
+  prompt?: string | null;
+  /** Token ids as they are (no BOS added): for base models without a tokenizer. */
+  promptIds?: readonly number[] | null;
   maxTokens?: number | null;
   temperature?: number | null;
   topP?: number | null;
@@ -45,6 +48,8 @@ export interface Usage {
 
 export interface Generation {
   text: string;
+  /** The generated token ids (an EOS that ended the generation included). */
+  tokenIds: number[];
   finishReason: FinishReason;
   usage: Usage;
   adapterVersion: AdapterVersion | null;
@@ -179,10 +184,18 @@ export class GenerationService {
 
   private async prepare(actor: Actor, input: GenerateInput): Promise<Prepared> {
     const { customerId } = requireCustomer(actor);
-    if (typeof input.prompt !== 'string' || input.prompt.length === 0)
+    const text = opt(input.prompt);
+    const ids = opt(input.promptIds);
+    if ((text === undefined) === (ids === undefined))
+      throw new BadInputError('give exactly one of prompt and promptIds', { details: { field: 'prompt' } });
+    if (text !== undefined && (typeof text !== 'string' || text.length === 0))
       throw new BadInputError('prompt must not be empty', { details: { field: 'prompt' } });
-    if (input.prompt.length > this.o.maxPromptChars)
-      throw new BadInputError(`prompt is longer than ${this.o.maxPromptChars} characters`);
+    if ((text?.length ?? ids?.length ?? 0) > this.o.maxPromptChars)
+      throw new BadInputError(`prompt is longer than ${this.o.maxPromptChars} characters (or token ids)`, {
+        details: { field: text === undefined ? 'promptIds' : 'prompt' },
+      });
+    if (ids !== undefined && ids.length === 0)
+      throw new BadInputError('promptIds must not be empty', { details: { field: 'promptIds' } });
     const stop = opt(input.stop);
     if (stop && (stop.length > 8 || stop.some((s) => s.length === 0 || s.length > 200)))
       throw new BadInputError('stop takes at most 8 non-empty sequences of at most 200 characters');
@@ -221,9 +234,24 @@ export class GenerationService {
     }
     const { loaded, scheduler } = await this.gateway.model(base);
     const tokenizer = loaded.tokenizer;
-    if (!tokenizer)
-      throw new BadInputError(`base model ${base.id} has no tokenizer: it cannot take a text prompt`);
-    const promptIds = tokenizer.encode(input.prompt);
+    if (!tokenizer && text !== undefined)
+      throw new BadInputError(
+        `base model ${base.id} has no tokenizer.json: give promptIds instead of prompt`,
+        {
+          details: { field: 'prompt' },
+        },
+      );
+    if (!tokenizer && stop !== undefined && stop.length > 0)
+      throw new BadInputError(`base model ${base.id} has no tokenizer.json: stop sequences need one`, {
+        details: { field: 'stop' },
+      });
+    const V = base.modelConfig.vocabSize;
+    const bad = ids?.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
+    if (bad !== undefined)
+      throw new BadInputError(`promptIds: ${bad} is not a token id of ${base.id} (0-${V - 1})`, {
+        details: { field: 'promptIds' },
+      });
+    const promptIds = ids !== undefined ? [...ids] : tokenizer!.encode(text!);
     const context = Math.min(base.contextLength, scheduler.maxContext);
     if (promptIds.length + maxTokens > context) {
       throw new BadInputError(
@@ -276,6 +304,7 @@ export class GenerationService {
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record usage'));
     return {
       text: result.text,
+      tokenIds: result.tokenIds,
       finishReason: result.finishReason === 'stop' ? 'STOP' : 'LENGTH',
       usage: { ...usage },
       adapterVersion: p.version,

@@ -34,8 +34,17 @@ export class GenerateInput {
   })
   baseModelId?: string | null;
 
-  @Field(() => String)
-  prompt!: string;
+  @Field(() => String, {
+    nullable: true,
+    description: 'The prompt text. Exactly one of prompt and promptIds.',
+  })
+  prompt?: string | null;
+
+  @Field(() => [Int], {
+    nullable: true,
+    description: 'Token ids as they are (no BOS added), for base models without a tokenizer.',
+  })
+  promptIds?: number[] | null;
 
   @Field(() => Int, { nullable: true, description: 'Default 64; prompt + maxTokens must fit the context.' })
   maxTokens?: number | null;
@@ -74,8 +83,11 @@ export class GenerationUsageType {
 
 @ObjectType('Generation')
 export class GenerationType {
-  @Field(() => String)
+  @Field(() => String, { description: "The generated text ('' for a base model without a tokenizer)." })
   text!: string;
+
+  @Field(() => [Int], { description: 'The generated token ids (an EOS that ended the generation included).' })
+  tokenIds!: number[];
 
   @Field(() => FinishReasonEnum)
   finishReason!: keyof typeof FinishReasonEnum;
