@@ -70,3 +70,10 @@ const ID_RE = /^[a-z]{2,3}_[0-9a-hjkmnp-tv-z]{26}$/;
 export function isIdOf(kind: IdKind, id: string): boolean {
   return ID_RE.test(id) && id.startsWith(`${ID_PREFIXES[kind]}_`);
 }
+
+const KNOWN_PREFIXES: ReadonlySet<string> = new Set(Object.values(ID_PREFIXES));
+
+/** True when `id` is shaped like an id of any kind (ASCII only: never a NUL or a control character). */
+export function isAnyId(id: string): boolean {
+  return ID_RE.test(id) && KNOWN_PREFIXES.has(id.slice(0, id.indexOf('_')));
+}

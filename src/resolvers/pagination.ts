@@ -4,6 +4,7 @@
  * (src/resolvers/security/page-size.ts), which refuses `first` above the maximum instead of clamping.
  */
 import { Field, ObjectType, type ClassType } from 'type-graphql';
+import { isAnyId } from '../db/ids.js';
 import type { Page } from '../db/repositories/scope.js';
 import { BadInputError } from '../shared/errors.js';
 import { pageSize } from './security/page-size.js';
@@ -59,8 +60,10 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string | null | undefined): string | null {
   if (cursor === null || cursor === undefined) return null;
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  if (!text.startsWith(CURSOR_PREFIX)) throw new BadInputError('invalid cursor');
-  return text.slice(CURSOR_PREFIX.length);
+  const id = text.slice(CURSOR_PREFIX.length);
+  // Only ids we made can be cursors: nothing else (a NUL, a control character) reaches the SQL comparison.
+  if (!text.startsWith(CURSOR_PREFIX) || !isAnyId(id)) throw new BadInputError('invalid cursor');
+  return id;
 }
 
 export interface PageRequest {

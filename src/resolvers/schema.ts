@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import type { GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { AdapterAliasResolver, AdapterResolver, AdapterVersionResolver } from './adapter-resolver.js';
+import { guardSchemaArguments } from './argument-guard.js';
 import { CustomerResolver } from './customer-resolver.js';
 import { DatasetResolver } from './dataset-resolver.js';
 import { GenerationResolver } from './generation-resolver.js';
@@ -37,14 +38,17 @@ const NO_PUBSUB = {
 
 let cached: Promise<GraphQLSchema> | null = null;
 
-/** type-graphql keeps global metadata, so the schema is built once per process and shared. */
+/**
+ * type-graphql keeps global metadata, so the schema is built once per process and shared. Every argument is
+ * checked before its resolver runs (argument-guard.ts: id shapes, no NUL or control characters in strings).
+ */
 export function buildDeltagateSchema(): Promise<GraphQLSchema> {
   cached ??= buildSchema({
     resolvers: [...RESOLVERS],
     validate: false,
     emitSchemaFile: false,
     pubSub: NO_PUBSUB,
-  });
+  }).then(guardSchemaArguments);
   return cached;
 }
 

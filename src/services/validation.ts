@@ -41,6 +41,36 @@ export function validateLabel(value: string, what: string, max = 200): string {
   return trimmed;
 }
 
+/**
+ * What no stored or identifying string may hold: C0 control characters other than tab, LF and CR (NUL above
+ * all: PostgreSQL text cannot store it), DEL, and lone UTF-16 surrogates (not representable in UTF-8; the
+ * driver would silently turn them into U+FFFD).
+ */
+const FORBIDDEN_IN_TEXT =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when `value` holds something `validateText` refuses. */
+export function hasForbiddenCharacters(value: string): boolean {
+  return FORBIDDEN_IN_TEXT.test(value);
+}
+
+/**
+ * Any free-form string that is stored or used as a key (descriptions, idempotency keys, …): BAD_USER_INPUT
+ * naming `field` when it holds a NUL, another control character (tab and newlines are fine) or a lone
+ * surrogate. Stricter rules (names, labels) come on top.
+ */
+export function validateText(value: string, field: string): string {
+  const m = FORBIDDEN_IN_TEXT.exec(value);
+  if (m !== null) {
+    const code = m[0].charCodeAt(0).toString(16).padStart(4, '0');
+    throw new BadInputError(
+      `${field} must not contain control characters or unpaired surrogates (found U+${code.toUpperCase()} at ${m.index})`,
+      { details: { field } },
+    );
+  }
+  return value;
+}
+
 /** The size a presigned upload promises: an integer 1-`max` bytes (the PUT must then send exactly that). */
 export function validateSizeBytes(value: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > max) {
