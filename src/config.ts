@@ -58,7 +58,11 @@ export interface Limits {
   maxDatasetBytes: number;
   maxInlineDatasetBytes: number;
   maxAdapterBytes: number;
+  /** Largest adapter weights `importAdapterVersion` takes inline (base64); at most maxAdapterBytes. */
+  maxInlineAdapterBytes: number;
   rateLimitPerMinute: number;
+  /** Generation tokens (maxTokens + prompt) one customer may reserve per minute. */
+  generationTokensPerMinute: number;
 }
 
 export interface Config {
@@ -118,7 +122,9 @@ const DEFAULTS = {
   maxDatasetBytes: 100 * MiB,
   maxInlineDatasetBytes: 4 * MiB,
   maxAdapterBytes: 256 * MiB,
+  maxInlineAdapterBytes: 4 * MiB,
   rateLimitPerMinute: 600,
+  generationTokensPerMinute: 20_000,
   workerConcurrency: 1,
   executionProvider: 'cpu',
   servingQuantization: 'nf4',
@@ -224,9 +230,21 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: 'Largest adapter weights file accepted (bytes).',
   },
   {
+    name: 'DELTAGATE_MAX_INLINE_ADAPTER_BYTES',
+    default: String(DEFAULTS.maxInlineAdapterBytes),
+    description:
+      'Largest adapter weights accepted inline (`importAdapterVersion.weightsBase64`, bytes before base64; at most the adapter limit); larger ones go through `createAdapterUpload`. With the inline dataset limit it sets the /graphql body cap.',
+  },
+  {
     name: 'DELTAGATE_RATE_LIMIT_PER_MINUTE',
     default: String(DEFAULTS.rateLimitPerMinute),
     description: 'Requests per minute per API key (token bucket).',
+  },
+  {
+    name: 'DELTAGATE_GENERATION_TOKENS_PER_MINUTE',
+    default: String(DEFAULTS.generationTokensPerMinute),
+    description:
+      'Generation tokens per minute per customer (token bucket): each `generate`/`generateStream` reserves maxTokens + its prompt, unused tokens come back; past it RATE_LIMITED with Retry-After.',
   },
   {
     name: 'DELTAGATE_WORKER_CONCURRENCY',
@@ -448,13 +466,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DEFAULTS.logLevel;
   const bytes = (name: string, dflt: number) =>
     read(env, name, intIn(1, Number.MAX_SAFE_INTEGER), 'a positive integer number of bytes') ?? dflt;
+  const maxAdapterBytes = bytes('DELTAGATE_MAX_ADAPTER_BYTES', DEFAULTS.maxAdapterBytes);
   const limits: Limits = {
     maxDatasetBytes: bytes('DELTAGATE_MAX_DATASET_BYTES', DEFAULTS.maxDatasetBytes),
     maxInlineDatasetBytes: bytes('DELTAGATE_MAX_INLINE_DATASET_BYTES', DEFAULTS.maxInlineDatasetBytes),
-    maxAdapterBytes: bytes('DELTAGATE_MAX_ADAPTER_BYTES', DEFAULTS.maxAdapterBytes),
+    maxAdapterBytes,
+    // A smaller adapter limit lowers the inline one with it (inline is only the transport).
+    maxInlineAdapterBytes: Math.min(
+      bytes('DELTAGATE_MAX_INLINE_ADAPTER_BYTES', DEFAULTS.maxInlineAdapterBytes),
+      maxAdapterBytes,
+    ),
     rateLimitPerMinute:
       read(env, 'DELTAGATE_RATE_LIMIT_PER_MINUTE', intIn(1, 1_000_000), 'an integer 1-1000000') ??
       DEFAULTS.rateLimitPerMinute,
+    generationTokensPerMinute:
+      read(
+        env,
+        'DELTAGATE_GENERATION_TOKENS_PER_MINUTE',
+        intIn(1, 1_000_000_000),
+        'an integer 1-1000000000',
+      ) ?? DEFAULTS.generationTokensPerMinute,
   };
   if (limits.maxInlineDatasetBytes > limits.maxDatasetBytes) {
     throw new ConfigError(

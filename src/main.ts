@@ -15,7 +15,7 @@ import { openBackends } from './backends.js';
 import { loadTokenizer } from './engine/formats/tokenizer.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { buildDeltagateSchema } from './resolvers/schema.js';
-import { createRateLimiter } from './resolvers/security/index.js';
+import { createGenerationBudget, createRateLimiter } from './resolvers/security/index.js';
 import { createServices, type Services } from './services/index.js';
 import {
   TRAINING_QUEUE_NAME,
@@ -51,10 +51,17 @@ export interface StartServerOptions {
 }
 
 const ADMIN_KEY_FILE = 'admin-key';
-/** POST /graphql bodies above this are refused with 413 (before reading when Content-Length says so). */
-function bodyLimit(config: Config): number {
-  const inlineAdapter = Math.ceil((config.limits.maxAdapterBytes * 4) / 3);
-  return Math.max(config.limits.maxInlineDatasetBytes * 2, inlineAdapter) + 1024 * 1024;
+
+/**
+ * POST /graphql bodies above this are refused with 413 (before reading when Content-Length says so): the
+ * largest inline payload plus room for the query and the other fields. An inline dataset arrives as a JSON
+ * string (escaping can double quote-heavy JSONL); inline adapter weights as base64 (4/3). Anything larger
+ * is uploaded through a presigned URL (createDatasetUpload, createAdapterUpload), never through /graphql.
+ */
+export function graphqlBodyLimit(config: Config): number {
+  const { maxInlineDatasetBytes, maxInlineAdapterBytes } = config.limits;
+  const inlineAdapter = 4 * Math.ceil(maxInlineAdapterBytes / 3);
+  return Math.max(2 * maxInlineDatasetBytes, inlineAdapter) + 64 * 1024;
 }
 
 /** DELTAGATE_ADMIN_KEY, else `<dataDir>/admin-key` (0600), generated on first start. */
@@ -136,7 +143,13 @@ export async function startServer(config: Config, options: StartServerOptions): 
         services,
         limiter: createRateLimiter({ perMinute: config.limits.rateLimitPerMinute }),
         production: config.production,
-        maxBodyBytes: bodyLimit(config),
+        maxBodyBytes: graphqlBodyLimit(config),
+        guards: {
+          generationBudget: createGenerationBudget({
+            tokensPerMinute: config.limits.generationTokensPerMinute,
+          }),
+          maxInlineAdapterBytes: config.limits.maxInlineAdapterBytes,
+        },
       },
     });
   } catch (err) {

@@ -1,22 +1,25 @@
 /**
  * GraphQL on /graphql: `mountGraphQL` starts Apollo Server (CSRF prevention, the security validation rules,
- * introspection off in production) behind a router route — POST bodies read with the route's byte limit —
- * and graphql-ws on WebSocket upgrades of the same path. Every request and WebSocket operation is
- * authenticated and rate limited here (`authorize`) before a resolver runs. It does not own the node server
- * (server.ts) and installs no signal handlers: stopping is the caller's `stop()`.
+ * introspection off in production) behind a router route, and graphql-ws on WebSocket upgrades of the same
+ * path. Every request and WebSocket operation is authenticated and rate limited here (`authorize`) before a
+ * resolver runs — an HTTP request from its headers alone, before a byte of its body is read (a stranger's
+ * body is never read; then the body is read with the route's byte limit). Any RATE_LIMITED answer carries
+ * `Retry-After`. It does not own the node server (server.ts) and installs no signal handlers: stopping is
+ * the caller's `stop()`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import type { GraphQLSchema } from 'graphql';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
-import { createContext, type GraphQLContext } from '../resolvers/context.js';
+import { createContext, type GraphQLContext, type RequestGuards } from '../resolvers/context.js';
 import { asDeltagateError, createFormatError, toGraphQLError } from '../resolvers/error-mapping.js';
 import { graphql } from '../resolvers/graphql-runtime.js';
 import { securityRules, type RateLimiter } from '../resolvers/security/index.js';
 import type { Actor, Services } from '../services/index.js';
+import type { DeltagateError } from '../shared/errors.js';
 import { BodyTooLargeError, closeAfterResponse } from './body.js';
 import { sendGraphQLError } from './json.js';
 import type { Route, RouteContext } from './router.js';
@@ -32,6 +35,8 @@ export interface GraphQLOptions {
   production: boolean;
   /** POST bodies above this are refused with 413 (before reading when Content-Length says so). */
   maxBodyBytes: number;
+  /** What resolvers enforce per request: the generation token budget, the inline adapter limit. */
+  guards?: RequestGuards;
 }
 
 export interface GraphQLEndpoint {
@@ -45,6 +50,11 @@ export interface GraphQLEndpoint {
  * Authentication + rate limiting for one request or WebSocket operation. Failed attempts spend from the
  * caller's address bucket, so guessing keys is throttled too; successful ones from the key's own bucket.
  */
+/** The Authorization header (or graphql-ws connection param) as a string, or null. */
+function bearerOf(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
 export async function authorize(
   services: Services,
   limiter: RateLimiter,
@@ -62,17 +72,33 @@ export async function authorize(
   return actor;
 }
 
-/** `authorize`, with a DeltagateError turned into the GraphQL error a client sees. */
-function authorizeForGraphQL(
-  options: GraphQLOptions,
-  authorization: unknown,
-  address: string,
-): Promise<Actor> {
-  const header = typeof authorization === 'string' ? authorization : null;
-  return authorize(options.services, options.limiter, header, address).catch((err: unknown) => {
-    const known = asDeltagateError(err);
-    throw known ? toGraphQLError(known) : err;
-  });
+/** The HTTP status of a request refused before Apollo saw it. */
+const REFUSAL_STATUS: Partial<Record<DeltagateError['code'], number>> = {
+  UNAUTHENTICATED: 401,
+  RATE_LIMITED: 429,
+};
+
+/** `Retry-After` seconds for a list of GraphQL errors: the longest RATE_LIMITED hint, or null when none. */
+export function retryAfterOf(errors: readonly GraphQLFormattedError[] | undefined): number | null {
+  let wait: number | null = null;
+  for (const e of errors ?? []) {
+    if (e.extensions?.code !== 'RATE_LIMITED') continue;
+    const s = Number(e.extensions.retryAfterSeconds);
+    wait = Math.max(wait ?? 1, Number.isFinite(s) && s > 0 ? Math.ceil(s) : 1);
+  }
+  return wait;
+}
+
+/**
+ * Answers a request refused by `authorize` without reading its body: when the body has not fully arrived,
+ * the connection closes after the answer instead of waiting for (or draining) the rest.
+ */
+function refuseBeforeBody(req: IncomingMessage, res: ServerResponse, err: DeltagateError): void {
+  if (!req.complete) closeAfterResponse(req, res);
+  const extensions = { code: err.code, ...(err.details ?? {}) };
+  const wait = retryAfterOf([{ message: err.message, extensions }]);
+  if (wait !== null) res.setHeader('retry-after', String(wait));
+  sendGraphQLError(res, REFUSAL_STATUS[err.code] ?? 400, err.code, err.message, err.details);
 }
 
 /** Mounts graphql-ws on `httpServer` and starts Apollo; add the returned route to the router. */
@@ -81,9 +107,11 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
   const formatError = createFormatError(logger, { production: options.production });
 
   // graphql-ws on the same path: the key is checked at connect (a bad key never gets a connection) and
-  // again for every operation, so revocation also stops new subscriptions on an open socket.
+  // again for every operation, so revocation also stops new operations on an open socket. A refused
+  // operation (revoked key, empty bucket) gets its error as that operation's answer; the socket stays open.
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
-  const wsCleanup = useServer<Record<string, unknown>, { actor?: Actor; address: string }>(
+  type SocketState = { address: string; actors: Map<string, Actor> };
+  const wsCleanup = useServer<Record<string, unknown>, Partial<SocketState>>(
     {
       schema,
       validate: (wsSchema, document) =>
@@ -91,27 +119,44 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
       onConnect: async (ctx) => {
         const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
         ctx.extra.address = address;
+        ctx.extra.actors = new Map();
         try {
-          const authorization = ctx.connectionParams?.authorization;
-          ctx.extra.actor = await authorize(
-            services,
-            options.limiter,
-            typeof authorization === 'string' ? authorization : null,
-            address,
-          );
+          await authorize(services, options.limiter, bearerOf(ctx.connectionParams?.authorization), address);
           return true;
         } catch (err) {
           logger.info({ code: asDeltagateError(err)?.code, address }, 'refused a WebSocket connection');
           return false;
         }
       },
-      context: async (ctx) => {
-        const address = (ctx.extra as { address?: string }).address ?? 'unknown';
-        const actor = await authorizeForGraphQL(options, ctx.connectionParams?.authorization, address);
-        return createContext(actor, services, logger);
+      onSubscribe: async (ctx, id) => {
+        const address = ctx.extra.address ?? 'unknown';
+        try {
+          const actor = await authorize(
+            services,
+            options.limiter,
+            bearerOf(ctx.connectionParams?.authorization),
+            address,
+          );
+          ctx.extra.actors?.set(id, actor);
+        } catch (err) {
+          const known = asDeltagateError(err);
+          if (known === null) throw err;
+          return [toGraphQLError(known)];
+        }
+        return undefined; // graphql-ws parses and validates as usual
       },
+      context: (ctx, id) => {
+        const actor = ctx.extra.actors?.get(id);
+        ctx.extra.actors?.delete(id);
+        if (actor === undefined) throw new Error(`graphql-ws operation ${id} was not authorized`);
+        return createContext(actor, services, logger, undefined, options.guards);
+      },
+      onComplete: (ctx, id) => void ctx.extra.actors?.delete(id),
       // Subscription errors (a refused subscribe, a failing event) get the same codes as HTTP ones.
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
+      onError: (ctx, id, _payload, errors) => {
+        ctx.extra.actors?.delete(id);
+        return errors.map((e) => formatError(e.toJSON(), e));
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors?.length
           ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) }
@@ -139,6 +184,19 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       {
+        // RATE_LIMITED anywhere in an answer (the request bucket, the generation budget, a full generation
+        // queue): tell HTTP clients when to come back.
+        async requestDidStart() {
+          return {
+            async willSendResponse({ response }) {
+              if (response.body.kind !== 'single') return;
+              const wait = retryAfterOf(response.body.singleResult.errors);
+              if (wait !== null) response.http.headers.set('retry-after', String(wait));
+            },
+          };
+        },
+      },
+      {
         async serverWillStart() {
           return {
             async drainServer() {
@@ -152,6 +210,21 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
   await apollo.start();
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RouteContext): Promise<void> {
+    // Who is asking, from the headers alone: a request without a valid key (or past its rate limit) is
+    // answered before a byte of its body is read.
+    let actor: Actor;
+    try {
+      actor = await authorize(
+        services,
+        options.limiter,
+        bearerOf(req.headers.authorization),
+        req.socket.remoteAddress ?? 'unknown',
+      );
+    } catch (err) {
+      const known = asDeltagateError(err);
+      if (known === null) throw err;
+      return refuseBeforeBody(req, res, known);
+    }
     let body: unknown;
     if (req.method === 'POST') {
       let text: string;
@@ -160,7 +233,13 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
       } catch (err) {
         if (!(err instanceof BodyTooLargeError)) throw err;
         closeAfterResponse(req, res);
-        return sendGraphQLError(res, 413, 'BAD_USER_INPUT', err.message);
+        return sendGraphQLError(
+          res,
+          413,
+          'BAD_USER_INPUT',
+          `${err.message}; upload larger datasets with createDatasetUpload and larger adapters with createAdapterUpload`,
+          { limit: err.limit },
+        );
       }
       if (/^application\/(graphql-response\+)?json\b/i.test(req.headers['content-type'] ?? '')) {
         try {
@@ -189,14 +268,7 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
         search: ctx.url.search,
         body,
       },
-      context: async () => {
-        const actor = await authorizeForGraphQL(
-          options,
-          req.headers.authorization,
-          req.socket.remoteAddress ?? 'unknown',
-        );
-        return createContext(actor, services, logger, abort.signal);
-      },
+      context: async () => createContext(actor, services, logger, abort.signal, options.guards),
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

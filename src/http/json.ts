@@ -20,7 +20,13 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
   sendJson(res, status, { error: { code, message } });
 }
 
-/** `{ errors: [{ message, extensions: { code } }] }`: what a GraphQL client parses. */
-export function sendGraphQLError(res: ServerResponse, status: number, code: string, message: string): void {
-  sendJson(res, status, { errors: [{ message, extensions: { code } }] });
+/** `{ errors: [{ message, extensions: { code, ...details } }] }`: what a GraphQL client parses. */
+export function sendGraphQLError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): void {
+  sendJson(res, status, { errors: [{ message, extensions: { ...details, code } }] });
 }

@@ -9,7 +9,7 @@ import type { Dataset } from '../db/repositories/datasets.js';
 import type { TrainingJob } from '../db/repositories/training-jobs.js';
 import type { UploadTicket } from '../services/adapters.js';
 import type { BaseModel } from '../services/base-models.js';
-import { NotFoundError } from '../shared/errors.js';
+import { BadInputError, NotFoundError } from '../shared/errors.js';
 import type { GraphQLContext } from './context.js';
 import { pageRequest, sliceConnection, toConnection, type ConnectionShape } from './pagination.js';
 import {
@@ -80,6 +80,15 @@ export class AdapterResolver {
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => ImportAdapterVersionInput) input: ImportAdapterVersionInput,
   ): Promise<AdapterVersion> {
+    // Inline weights are for small adapters: the /graphql body cap is sized for them (docs/API.md).
+    const max = ctx.guards.maxInlineAdapterBytes;
+    const inline = input.weightsBase64;
+    if (max !== undefined && typeof inline === 'string' && Buffer.byteLength(inline, 'base64') > max) {
+      throw new BadInputError(
+        `weightsBase64 holds more than ${max} bytes, the inline limit: upload larger weights with createAdapterUpload and import them by uploadId`,
+        { details: { field: 'weightsBase64', max } },
+      );
+    }
     return ctx.services.adapters.importVersion(ctx.actor, input);
   }
 

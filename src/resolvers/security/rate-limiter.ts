@@ -1,8 +1,9 @@
 /**
  * `createRateLimiter({ perMinute })`: one token bucket per key (an API key id, or an IP for anonymous calls),
  * refilled continuously at perMinute/60 tokens a second up to a burst of `burst` (default perMinute).
- * `consume(key)` throws `RateLimitExceededError` (code RATE_LIMITED) with the seconds until a token is back.
- * In-process only: each API replica limits on its own.
+ * `consume(key, cost)` throws `RateLimitExceededError` (code RATE_LIMITED) with the seconds until `cost`
+ * tokens are back; `refund` returns what a reservation did not use. Requests cost 1 (src/http/graphql.ts);
+ * generation costs its tokens (./generation-budget.ts). In-process only: each API replica limits on its own.
  */
 import { RateLimitedError } from '../../shared/errors.js';
 
@@ -27,6 +28,8 @@ export interface RateLimiter {
   consume(key: string, cost?: number): void;
   /** Like consume, but answers instead of throwing. */
   tryConsume(key: string, cost?: number): boolean;
+  /** Gives back tokens taken earlier and not used (never above the burst). */
+  refund(key: string, tokens: number): void;
   /** Tokens left now (for `X-RateLimit-Remaining`). */
   remaining(key: string): number;
   readonly size: number;
@@ -79,6 +82,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (tryConsume(key, cost)) return;
       const b = buckets.get(key)!;
       throw new RateLimitExceededError(Math.max(1, Math.ceil((cost - b.tokens) / perMs / 1000)));
+    },
+    refund(key, tokens) {
+      if (!(tokens > 0)) return;
+      const b = refill(key);
+      b.tokens = Math.min(burst, b.tokens + tokens);
     },
     remaining(key) {
       return Math.floor(refill(key).tokens);

@@ -4,7 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RateLimitedError } from '../../../src/shared/errors.js';
-import { createRateLimiter, RateLimitExceededError } from '../../../src/resolvers/security/index.js';
+import {
+  createGenerationBudget,
+  createRateLimiter,
+  generationCost,
+  RateLimitExceededError,
+} from '../../../src/resolvers/security/index.js';
+import type { Actor } from '../../../src/services/index.js';
 
 function clock() {
   let t = 1_000_000;
@@ -58,5 +64,56 @@ describe('createRateLimiter', () => {
     rl.consume('new');
     expect(rl.size).toBe(1);
     expect(() => createRateLimiter({ perMinute: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('createGenerationBudget', () => {
+  const customer = (customerId: string, apiKeyId = `key-${customerId}`): Actor => ({
+    role: 'CUSTOMER',
+    customerId,
+    apiKeyId,
+  });
+
+  it('costs maxTokens (default 64) plus the prompt: ids exactly, text at 4 UTF-8 bytes a token', () => {
+    expect([
+      generationCost({ prompt: 'Hello', maxTokens: 10 }),
+      generationCost({ promptIds: [1, 2, 3], maxTokens: 10 }),
+      generationCost({ prompt: '' }),
+      generationCost({ prompt: 'é'.repeat(4), maxTokens: 1 }),
+      generationCost({ prompt: 'x', maxTokens: -5 }),
+    ]).toEqual([12, 13, 64, 3, 65]);
+  });
+
+  it('charges per customer (every key of it), refuses past the budget, and settles what was unused', () => {
+    const c = clock();
+    const budget = createGenerationBudget({ tokensPerMinute: 100, now: c.now });
+    const a = budget.reserve(customer('a', 'k1'), { promptIds: [1], maxTokens: 59 }); // 60
+    expect(a.tokens).toBe(60);
+    let err: unknown;
+    try {
+      budget.reserve(customer('a', 'k2'), { promptIds: [1], maxTokens: 59 }); // another key, same customer
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RateLimitExceededError);
+    expect((err as RateLimitExceededError).retryAfterSeconds).toBe(12); // 20 tokens missing at 100/min
+    // Another customer has its own bucket.
+    expect(budget.reserve(customer('b'), { promptIds: [1], maxTokens: 59 }).tokens).toBe(60);
+    // The first generation used 10 of its 60: 50 come back, once.
+    a.settle(10);
+    a.settle(0);
+    expect(budget.reserve(customer('a'), { promptIds: [1], maxTokens: 89 }).tokens).toBe(90);
+    expect(() => budget.reserve(customer('a'), { promptIds: [], maxTokens: 1 })).toThrow(
+      RateLimitExceededError,
+    );
+  });
+
+  it('lets a request bigger than the bucket run once the bucket is full', () => {
+    const c = clock();
+    const budget = createGenerationBudget({ tokensPerMinute: 100, now: c.now });
+    expect(budget.reserve({ role: 'ADMIN' }, { prompt: 'x', maxTokens: 5000 }).tokens).toBe(100);
+    expect(() => budget.reserve({ role: 'ADMIN' }, { maxTokens: 5000 })).toThrow(RateLimitExceededError);
+    c.advance(60_000);
+    expect(budget.reserve({ role: 'ADMIN' }, { maxTokens: 5000 }).tokens).toBe(100);
   });
 });

@@ -10,6 +10,7 @@ import {
   aliasLimit,
   costLimit,
   depthLimit,
+  generationLimit,
   maxPageSize,
   pageSize,
   PageSizeError,
@@ -157,10 +158,57 @@ describe('costLimit', () => {
   });
 });
 
+describe('generationLimit', () => {
+  const genSchema = buildSchema(`
+    type Query { viewer: String }
+    type Mutation { generate(prompt: String): Generation! createDataset: String }
+    type Subscription { generateStream(prompt: String): Generation! }
+    type Generation { text: String! }
+  `);
+  const check = (source: string) =>
+    validate(genSchema, parse(source), [...specifiedRules, generationLimit()]).map((e) => [
+      e.message,
+      e.extensions.code,
+    ]);
+
+  it('lets one generate through, with other fields beside it', () => {
+    expect(check('mutation { generate(prompt: "a") { text } createDataset }')).toEqual([]);
+    expect(check('subscription { generateStream(prompt: "a") { text } }')).toEqual([]);
+  });
+
+  it('refuses two aliased generate fields, also through fragments', () => {
+    const refused = [
+      [
+        'Operation (anonymous) asks for 2 generations; one generate per request (send the others as their own requests).',
+        'BAD_USER_INPUT',
+      ],
+    ];
+    expect(check('mutation { a: generate(prompt: "a") { text } b: generate(prompt: "b") { text } }')).toEqual(
+      refused,
+    );
+    expect(
+      check(
+        'mutation { a: generate(prompt: "a") { text } ... on Mutation { b: generate(prompt: "b") { text } } }',
+      ),
+    ).toEqual(refused);
+    expect(
+      check('mutation { ...G ...G } fragment G on Mutation { g: generate(prompt: "a") { text } }').map(
+        ([, code]) => code,
+      ),
+    ).toEqual(['BAD_USER_INPUT']);
+    // @skip decides only after variables are known: the verdict does not wait for it.
+    expect(
+      check(
+        'mutation($s: Boolean!) { a: generate(prompt: "a") { text } b: generate(prompt: "b") @skip(if: $s) { text } }',
+      ),
+    ).toHaveLength(1);
+  });
+});
+
 describe('securityRules and pageSize', () => {
-  it('bundles the three rules with the defaults', () => {
+  it('bundles the four rules with the defaults', () => {
     const rules = securityRules();
-    expect(rules).toHaveLength(3);
+    expect(rules).toHaveLength(4);
     const ok = validate(
       schema,
       parse('{ viewer { role customer { datasets(first: 20) { edges { node { id } } } } } }'),

@@ -1,0 +1,75 @@
+/**
+ * `createGenerationBudget({ tokensPerMinute })`: generation is rate limited by what it costs, not by request.
+ * Each `generate` / `generateStream` reserves its worst case — maxTokens (default 64) plus its prompt — from
+ * the customer's token bucket before the service sees it, and gives back what it did not use once it is
+ * done (a refusal before running gives everything back). Per customer, not per key: a customer can mint
+ * keys. The admin shares one bucket. The per-request limiter (`rate-limiter.ts`) still applies on top, and
+ * `generation-limit.ts` keeps a request to one generate field.
+ */
+import type { Actor } from '../../services/index.js';
+import { createRateLimiter } from './rate-limiter.js';
+
+/** maxTokens when the request gives none (the generation service's default). */
+export const DEFAULT_MAX_TOKENS = 64;
+/** Prompt text is charged before tokenization at this many UTF-8 bytes a token (BPE averages ~4). */
+const BYTES_PER_PROMPT_TOKEN = 4;
+
+export interface GenerationRequestShape {
+  prompt?: string | null;
+  promptIds?: readonly number[] | null;
+  maxTokens?: number | null;
+}
+
+/** The tokens a request reserves: its maxTokens plus its prompt (ids exactly, text estimated). */
+export function generationCost(input: GenerationRequestShape): number {
+  const max = input.maxTokens;
+  const completion =
+    typeof max === 'number' && Number.isSafeInteger(max) && max > 0 ? max : DEFAULT_MAX_TOKENS;
+  const prompt = input.promptIds
+    ? input.promptIds.length
+    : Math.ceil(Buffer.byteLength(input.prompt ?? '', 'utf8') / BYTES_PER_PROMPT_TOKEN);
+  return completion + prompt;
+}
+
+export interface GenerationReservation {
+  /** Tokens taken from the bucket. */
+  readonly tokens: number;
+  /** The request is over: `used` tokens stay spent, the rest of the reservation goes back (once). */
+  settle(used: number): void;
+}
+
+export interface GenerationBudget {
+  /** Takes the request's cost from the caller's bucket, or throws RateLimitExceededError (RATE_LIMITED). */
+  reserve(actor: Actor, input: GenerationRequestShape): GenerationReservation;
+}
+
+export interface GenerationBudgetOptions {
+  tokensPerMinute: number;
+  /** Injectable clock (ms), for tests. */
+  now?: () => number;
+}
+
+export function createGenerationBudget(options: GenerationBudgetOptions): GenerationBudget {
+  const burst = options.tokensPerMinute;
+  const buckets = createRateLimiter({
+    perMinute: options.tokensPerMinute,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return {
+    reserve(actor, input) {
+      const key = actor.role === 'ADMIN' ? 'admin' : `customer:${actor.customerId}`;
+      // A request larger than the whole bucket waits for a full one instead of never running.
+      const tokens = Math.min(generationCost(input), burst);
+      buckets.consume(key, tokens);
+      let settled = false;
+      return {
+        tokens,
+        settle(used) {
+          if (settled) return;
+          settled = true;
+          buckets.refund(key, tokens - Math.max(0, used));
+        },
+      };
+    },
+  };
+}
