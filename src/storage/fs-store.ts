@@ -3,7 +3,8 @@
  * the same file system, fsynced, then `rename` (overwrite) or `link` (create-only, atomic: EEXIST → conflict),
  * so readers never see half an object. Presigned URLs point at the deltagate server itself (`blob-http.ts`
  * serves them): HMAC-SHA256 over method, key, expiry and the signed size/type/checksum, with a key kept in
- * the directory. Not the HTTP handler (`blob-http.ts`) nor the S3 store (`s3-store.ts`).
+ * the directory. Opening the store removes stale temp files a killed process left (`STALE_TMP_MS`).
+ * Not the HTTP handler (`blob-http.ts`) nor the S3 store (`s3-store.ts`).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
@@ -71,8 +72,29 @@ export const BLOB_HTTP_PREFIX = '/blobs/';
 const OBJECTS = 'objects';
 const TMP = '.tmp';
 
+/**
+ * A temp file untouched this long belongs to no live write and is removed when a store opens. Not "all of
+ * them": several processes may share the directory (the API and a worker on one host, a restart while the
+ * old process drains), and a live write touches its file with every chunk — an upload stalls out at the
+ * HTTP request timeout (2 min) long before this.
+ */
+export const STALE_TMP_MS = 10 * 60_000;
+
 function isErrno(e: unknown, ...codes: string[]): boolean {
   return typeof e === 'object' && e !== null && codes.includes((e as { code?: string }).code ?? '');
+}
+
+/** Deletes the files in `tmp` last modified before `before` (ms since epoch); races with other processes are fine. */
+async function removeStaleTempFiles(tmp: string, before: number): Promise<void> {
+  for (const name of await readdir(tmp)) {
+    const file = join(tmp, name);
+    try {
+      const s = await stat(file);
+      if (s.isFile() && s.mtimeMs < before) await unlink(file);
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e; // another process finished or removed it meanwhile
+    }
+  }
 }
 
 export class FsBlobStore implements BlobStore {
@@ -97,6 +119,7 @@ export class FsBlobStore implements BlobStore {
   static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
     await mkdir(join(options.dir, OBJECTS), { recursive: true });
     await mkdir(join(options.dir, TMP), { recursive: true });
+    await removeStaleTempFiles(join(options.dir, TMP), Date.now() - STALE_TMP_MS);
     let key = options.signingKey;
     if (key === undefined) {
       const file = join(options.dir, 'signing-key');
