@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { Repositories } from '../db/repositories/index.js';
+import { chatPromptIds, type ChatMessage } from '../engine/formats/chat-template.js';
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import { Gateway, type GatewayOptions } from '../gateway/gateway.js';
 import { LoadedModel } from '../inference/model.js';
@@ -31,6 +32,8 @@ export interface GenerateInput {
   prompt?: string | null;
   /** Token ids as they are (no BOS added): for base models without a tokenizer. */
   promptIds?: readonly number[] | null;
+  /** A conversation, rendered with the base model's chat template (the assistant's turn is generated). */
+  messages?: readonly { role: string; content: string }[] | null;
   maxTokens?: number | null;
   temperature?: number | null;
   topP?: number | null;
@@ -110,6 +113,27 @@ interface Prepared {
 
 const opt = <T>(x: T | null | undefined): T | undefined => (x === null ? undefined : x);
 
+const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant']);
+
+function validateMessages(messages: readonly { role: string; content: string }[], maxChars: number): void {
+  if (messages.length === 0 || messages.length > 256)
+    throw new BadInputError('messages takes 1-256 messages', { details: { field: 'messages' } });
+  let chars = 0;
+  messages.forEach((m, i) => {
+    if (!CHAT_ROLES.has(m.role))
+      throw new BadInputError(`messages[${i}].role must be system, user or assistant`, {
+        details: { field: 'messages' },
+      });
+    if (typeof m.content !== 'string')
+      throw new BadInputError(`messages[${i}].content must be a string`, { details: { field: 'messages' } });
+    chars += m.content.length;
+  });
+  if (chars > maxChars)
+    throw new BadInputError(`messages are longer than ${maxChars} characters`, {
+      details: { field: 'messages' },
+    });
+}
+
 export class GenerationService {
   readonly gateway: Gateway<BaseModel>;
   private readonly o: Required<
@@ -186,8 +210,12 @@ export class GenerationService {
     const { customerId } = requireCustomer(actor);
     const text = opt(input.prompt);
     const ids = opt(input.promptIds);
-    if ((text === undefined) === (ids === undefined))
-      throw new BadInputError('give exactly one of prompt and promptIds', { details: { field: 'prompt' } });
+    const messages = opt(input.messages);
+    if ([text, ids, messages].filter((x) => x !== undefined).length !== 1)
+      throw new BadInputError('give exactly one of prompt, promptIds and messages', {
+        details: { field: 'prompt' },
+      });
+    if (messages !== undefined) validateMessages(messages, this.o.maxPromptChars);
     if (text !== undefined && (typeof text !== 'string' || text.length === 0))
       throw new BadInputError('prompt must not be empty', { details: { field: 'prompt' } });
     if ((text?.length ?? ids?.length ?? 0) > this.o.maxPromptChars)
@@ -234,13 +262,10 @@ export class GenerationService {
     }
     const { loaded, scheduler } = await this.gateway.model(base);
     const tokenizer = loaded.tokenizer;
-    if (!tokenizer && text !== undefined)
-      throw new BadInputError(
-        `base model ${base.id} has no tokenizer.json: give promptIds instead of prompt`,
-        {
-          details: { field: 'prompt' },
-        },
-      );
+    if (!tokenizer && ids === undefined)
+      throw new BadInputError(`base model ${base.id} has no tokenizer.json: give promptIds instead`, {
+        details: { field: text === undefined ? 'messages' : 'prompt' },
+      });
     if (!tokenizer && stop !== undefined && stop.length > 0)
       throw new BadInputError(`base model ${base.id} has no tokenizer.json: stop sequences need one`, {
         details: { field: 'stop' },
@@ -251,7 +276,12 @@ export class GenerationService {
       throw new BadInputError(`promptIds: ${bad} is not a token id of ${base.id} (0-${V - 1})`, {
         details: { field: 'promptIds' },
       });
-    const promptIds = ids !== undefined ? [...ids] : tokenizer!.encode(text!);
+    const promptIds =
+      ids !== undefined
+        ? [...ids]
+        : messages !== undefined
+          ? chatPromptIds(tokenizer!, messages as readonly ChatMessage[])
+          : tokenizer!.encode(text!);
     const context = Math.min(base.contextLength, scheduler.maxContext);
     if (promptIds.length + maxTokens > context) {
       throw new BadInputError(

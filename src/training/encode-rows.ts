@@ -1,10 +1,10 @@
 /**
  * Dataset rows → token ids + a loss mask, ready for batching. Prompt tokens are masked for PROMPT_COMPLETION
  * and CHAT rows (only the completion / assistant turns are learned); TEXT rows learn every token. Chat rows
- * are rendered with the tokenizer's `chat_template` through @huggingface/jinja, or DEFAULT_CHAT_TEMPLATE.
+ * are rendered with the tokenizer's `chat_template` (src/engine/formats/chat-template.ts, shared with generation).
  * JSONL validation is not here: `dataset-rows.ts` (validateDataset) produces the rows this module consumes.
  */
-import { Template } from '@huggingface/jinja';
+import { renderChat } from '../engine/formats/chat-template.js';
 import type { ChatMessage, DatasetFormat, DatasetRow } from './dataset-rows.js';
 import { TrainingDataError } from './errors.js';
 
@@ -22,14 +22,7 @@ export interface TrainingTokenizer {
   chatTemplate: string | null;
 }
 
-/**
- * Used when the tokenizer has no `chat_template`: ChatML, the layout most open chat models use (and the
- * built-in model's). `<|im_start|>{role}\n{content}<|im_end|>\n` per message; the generation prompt is
- * `<|im_start|>assistant\n`.
- */
-export const DEFAULT_CHAT_TEMPLATE =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
-  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+export { DEFAULT_CHAT_TEMPLATE } from '../engine/formats/chat-template.js';
 
 /** One example: `ids[t]` is learned (predicted from ids[..t)) exactly when `mask[t] === 1`; mask[0] is 0. */
 export interface EncodedExample {
@@ -65,18 +58,6 @@ class Builder {
 
 function enc(tok: TrainingTokenizer, text: string): number[] {
   return text.length === 0 ? [] : tok.encode(text, { addBos: false });
-}
-
-function renderChat(tok: TrainingTokenizer, messages: ChatMessage[], addGenerationPrompt: boolean): string {
-  const template = new Template(tok.chatTemplate ?? DEFAULT_CHAT_TEMPLATE);
-  const special = (id: number | null | undefined): string =>
-    id === null || id === undefined || !tok.decode ? '' : tok.decode([id], { skipSpecialTokens: false });
-  return template.render({
-    messages,
-    add_generation_prompt: addGenerationPrompt,
-    bos_token: special(tok.bosTokenId),
-    eos_token: special(tok.eosTokenIds[0]),
-  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_MODEL_ID, makeTinyModel } from '../../src/engine/builtin-model.js';
+import { chatPromptIds, type ChatMessage } from '../../src/engine/formats/chat-template.js';
 import { loadTokenizer } from '../../src/engine/formats/tokenizer.js';
 import { BaseModelRegistry } from '../../src/services/base-models.js';
 import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
@@ -71,7 +72,7 @@ describe('generate with promptIds', () => {
     expect(r.tokenIds.length).toBeGreaterThan(0);
     expect(r.usage.promptTokens).toBe(3);
     await expect(s.generation.generate(alice, { baseModelId: 'no-tok', prompt: 'Hi' })).rejects.toThrow(
-      /no tokenizer\.json: give promptIds/,
+      /no tokenizer\.json: give promptIds instead/,
     );
     const refusals = await Promise.all([
       codeOf(s.generation.generate(alice, { baseModelId: 'no-tok', promptIds: [1], stop: ['x'] })),
@@ -93,5 +94,24 @@ describe('generate with promptIds', () => {
     });
     expect(byIds.tokenIds).toEqual(byText.tokenIds);
     expect(byIds.text).toBe(byText.text);
+  });
+
+  it('renders messages with the chat template; a model without a tokenizer cannot take them', async () => {
+    const tokenizer = (await loadTokenizer(join(dir, 'tiny')))!;
+    const messages = [{ role: 'user', content: 'Hello there' }];
+    const byMessages = await s.generation.generate(alice, { messages, maxTokens: 6 });
+    const byIds = await s.generation.generate(alice, {
+      promptIds: chatPromptIds(tokenizer, messages as ChatMessage[]),
+      maxTokens: 6,
+    });
+    expect(byMessages.tokenIds).toEqual(byIds.tokenIds);
+    expect(byMessages.usage.promptTokens).toBe(byIds.usage.promptTokens);
+    const refusals = await Promise.all([
+      codeOf(s.generation.generate(alice, { baseModelId: 'no-tok', messages })),
+      codeOf(s.generation.generate(alice, { messages: [] })),
+      codeOf(s.generation.generate(alice, { messages: [{ role: 'robot', content: 'x' }] })),
+      codeOf(s.generation.generate(alice, { messages, prompt: 'x' })),
+    ]);
+    expect(refusals).toEqual(Array(4).fill('BAD_USER_INPUT'));
   });
 });

@@ -19,6 +19,18 @@ registerEnumType(FinishReasonEnum, {
   description: 'STOP: end of sequence or a stop sequence; LENGTH: maxTokens reached.',
 });
 
+export const ChatRoleEnum = { system: 'system', user: 'user', assistant: 'assistant' } as const;
+registerEnumType(ChatRoleEnum, { name: 'ChatRole', description: 'Who says a chat message.' });
+
+@InputType('ChatMessageInput')
+export class ChatMessageInput {
+  @Field(() => ChatRoleEnum)
+  role!: keyof typeof ChatRoleEnum;
+
+  @Field(() => String)
+  content!: string;
+}
+
 @InputType('GenerateInput')
 export class GenerateInput {
   @Field(() => String, {
@@ -36,7 +48,7 @@ export class GenerateInput {
 
   @Field(() => String, {
     nullable: true,
-    description: 'The prompt text. Exactly one of prompt and promptIds.',
+    description: 'The prompt text. Exactly one of prompt, promptIds and messages.',
   })
   prompt?: string | null;
 
@@ -45,6 +57,13 @@ export class GenerateInput {
     description: 'Token ids as they are (no BOS added), for base models without a tokenizer.',
   })
   promptIds?: number[] | null;
+
+  @Field(() => [ChatMessageInput], {
+    nullable: true,
+    description:
+      "A conversation, rendered with the base model's chat template; the assistant's next turn is generated.",
+  })
+  messages?: ChatMessageInput[] | null;
 
   @Field(() => Int, { nullable: true, description: 'Default 64; prompt + maxTokens must fit the context.' })
   maxTokens?: number | null;
