@@ -74,14 +74,21 @@ describe('createGenerationBudget', () => {
     apiKeyId,
   });
 
-  it('costs maxTokens (default 64) plus the prompt: ids exactly, text at 4 UTF-8 bytes a token', () => {
+  it('costs maxTokens (default 64) plus the prompt: ids exactly, text and messages at 4 UTF-8 bytes a token', () => {
     expect([
       generationCost({ prompt: 'Hello', maxTokens: 10 }),
       generationCost({ promptIds: [1, 2, 3], maxTokens: 10 }),
       generationCost({ prompt: '' }),
       generationCost({ prompt: 'é'.repeat(4), maxTokens: 1 }),
       generationCost({ prompt: 'x', maxTokens: -5 }),
-    ]).toEqual([12, 13, 64, 3, 65]);
+      generationCost({
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Hi' },
+        ],
+        maxTokens: 10,
+      }),
+    ]).toEqual([12, 13, 64, 3, 65, 10 + (4 + 3) + (4 + 1)]);
   });
 
   it('charges per customer (every key of it), refuses past the budget, and settles what was unused', () => {
