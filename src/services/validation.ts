@@ -71,6 +71,38 @@ export function validateText(value: string, field: string): string {
   return value;
 }
 
+/**
+ * Strict base64 (RFC 4648 §4, the standard alphabet, padded): exactly what `Buffer#toString('base64')` writes
+ * for the decoded bytes. No whitespace or line breaks (MIME wrapping), no URL-safe characters, no missing or
+ * misplaced padding, no non-zero unused bits — `Buffer.from(text, 'base64')` would silently skip or repair all
+ * of these and turn garbage into "valid" bytes. The length is checked before anything is decoded.
+ */
+export function decodeStrictBase64(text: string, maxBytes: number, field = 'weightsBase64'): Uint8Array {
+  if (text.length > Math.ceil(maxBytes / 3) * 4) {
+    throw new BadInputError(`${field}: the data is larger than the limit of ${maxBytes} bytes`, {
+      details: { field },
+    });
+  }
+  if (text.length === 0) throw new BadInputError(`${field} is empty`, { details: { field } });
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) {
+    const bad = /[^A-Za-z0-9+/=]/.exec(text);
+    const why =
+      bad === null
+        ? 'bad padding or length (standard, padded base64 only)'
+        : /\s/.test(bad[0])
+          ? `${bad[0] === '\n' || bad[0] === '\r' ? 'a line break' : 'whitespace'} at offset ${bad.index}`
+          : `character ${JSON.stringify(bad[0])} at offset ${bad.index}`;
+    throw new BadInputError(`${field} is not strict base64: ${why}`, { details: { field } });
+  }
+  if (bytes.byteLength > maxBytes) {
+    throw new BadInputError(`${field}: the data is larger than the limit of ${maxBytes} bytes`, {
+      details: { field },
+    });
+  }
+  return bytes;
+}
+
 /** The size a presigned upload promises: an integer 1-`max` bytes (the PUT must then send exactly that). */
 export function validateSizeBytes(value: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > max) {

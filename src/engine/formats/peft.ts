@@ -60,6 +60,20 @@ export class AdapterShapeMismatchError extends BadInputError {
   }
 }
 
+/**
+ * Import bounds (the rule in docs/FORMATS.md): an adapter past them could never generate — its update
+ * overflows float32 activations into Inf/NaN logits — so it is refused at import, naming the tensor.
+ * - the scale (alpha/r, or alpha/√r with rsLoRA) is finite and at most MAX_LORA_SCALE;
+ * - every value of every lora_A/lora_B tensor is finite (after conversion to float32) and |w| ≤ MAX_LORA_WEIGHT;
+ * - per (layer, module), scale · Σ_r max|B[:, r]| · max|A[r, :]| ≤ MAX_LORA_DELTA: an upper bound of every
+ *   |ΔW| entry of ΔW = scale·B·A, computed in float64 in one pass (no product is formed).
+ * Trained adapters sit orders of magnitude below (|ΔW| well under 1); the built-in model still generates
+ * finite logits at 100× the delta bound.
+ */
+export const MAX_LORA_SCALE = 1e4;
+export const MAX_LORA_WEIGHT = 1e4;
+export const MAX_LORA_DELTA = 1e3;
+
 export function loraScale(alpha: number, rank: number, useRslora: boolean): number {
   return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
 }
@@ -154,6 +168,12 @@ function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
     }
     layers = [...new Set(list as number[])].sort((x, y) => x - y);
   }
+  const scale = loraScale(alpha as number, r as number, useRslora as boolean);
+  if (!Number.isFinite(scale) || scale > MAX_LORA_SCALE) {
+    bad(
+      `lora_alpha ${alpha as number} with r ${r as number} gives a scale of ${scale} (${useRslora ? 'alpha/√r' : 'alpha/r'}), over the limit of ${MAX_LORA_SCALE}`,
+    );
+  }
   const bm = c.base_model_name_or_path ?? null;
   return {
     rank: r as number,
@@ -166,7 +186,38 @@ function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
   };
 }
 
-/** Validate a PEFT adapter against the base model it will be applied to. */
+/** scale · Σ_r max_o |B[o, r]| · max_i |A[r, i]|, in float64: no entry of scale·B·A can exceed it. */
+function deltaBound(a: Float32Array, b: Float32Array, rank: number, scale: number): number {
+  const inF = a.length / rank;
+  const maxB = new Float64Array(rank);
+  for (let j = 0; j < b.length; j++) {
+    const r = j % rank;
+    const v = Math.abs(b[j]!);
+    if (v > maxB[r]!) maxB[r] = v;
+  }
+  let sum = 0;
+  for (let r = 0; r < rank; r++) {
+    let maxA = 0;
+    for (let i = r * inF; i < (r + 1) * inF; i++) {
+      const v = Math.abs(a[i]!);
+      if (v > maxA) maxA = v;
+    }
+    sum += maxB[r]! * maxA;
+  }
+  return scale * sum;
+}
+
+/** 3.4e38 rather than float32's 3.3999999521443642e+38 in messages. */
+function shortNumber(v: number): number {
+  return Number.isFinite(v) ? Number(v.toPrecision(8)) : v;
+}
+
+/** The F64 value as written (before rounding to float32), for messages. */
+function rawF64(bytes: Uint8Array, index: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * index, true);
+}
+
+/** Validate a PEFT adapter against the base model it will be applied to (bounds: MAX_LORA_*). */
 export function parsePeftAdapter(
   adapterConfig: unknown,
   weights: Uint8Array,
@@ -175,7 +226,8 @@ export function parsePeftAdapter(
   const cfg = parseAdapterConfig(adapterConfig, base);
   const file = parseSafetensors(weights);
   const R = cfg.rank;
-  const found = new Map<string, Partial<LoraWeights>>();
+  const scale = loraScale(cfg.alpha, R, cfg.useRslora);
+  const found = new Map<string, Partial<LoraWeights> & { keyA?: string; keyB?: string }>();
   for (const [key, entry] of file.tensors) {
     const m = KEY_RE.exec(key);
     if (!m) throw new AdapterWeightsError(`adapter tensor ${key} is not a PEFT LoRA key this engine knows`);
@@ -206,10 +258,21 @@ export function parsePeftAdapter(
     // Copy: the adapter outlives the upload buffer, and callers may reuse it.
     const data = Float32Array.from(toFloat32(entry));
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i]!))
-        throw new AdapterWeightsError(`adapter tensor ${key}: non-finite value ${data[i]} at index ${i}`);
+      const v = data[i]!;
+      if (!(Math.abs(v) <= MAX_LORA_WEIGHT)) {
+        const raw = entry.dtype === 'F64' ? ` (${rawF64(entry.bytes, i)} as F64)` : '';
+        throw new AdapterWeightsError(
+          Number.isFinite(v)
+            ? `adapter tensor ${key}: value ${shortNumber(v)} at index ${i} is beyond ±${MAX_LORA_WEIGHT}`
+            : `adapter tensor ${key}: non-finite value ${v}${raw} at index ${i}`,
+          {
+            details: { tensor: key },
+          },
+        );
+      }
     }
     slot[which === 'A' ? 'a' : 'b'] = data;
+    slot[which === 'A' ? 'keyA' : 'keyB'] = key;
     found.set(k, slot);
   }
   const layers = cfg.layers ?? Array.from({ length: base.numLayers }, (_, i) => i);
@@ -219,6 +282,13 @@ export function parsePeftAdapter(
       const w = found.get(loraKey(layer, module));
       if (!w?.a) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'A')}`);
       if (!w.b) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'B')}`);
+      const bound = deltaBound(w.a, w.b, R, scale);
+      if (!(bound <= MAX_LORA_DELTA)) {
+        throw new AdapterWeightsError(
+          `adapter tensors ${w.keyA} and ${w.keyB}: scale·|B|·|A| can reach ${bound.toPrecision(3)} per weight, over the limit of ${MAX_LORA_DELTA} (the update would overflow float32 activations)`,
+          { details: { tensor: w.keyB } },
+        );
+      }
       out.set(loraKey(layer, module), { a: w.a, b: w.b });
     }
   }
@@ -226,7 +296,7 @@ export function parsePeftAdapter(
     rank: R,
     alpha: cfg.alpha,
     useRslora: cfg.useRslora,
-    scale: loraScale(cfg.alpha, R, cfg.useRslora),
+    scale,
     dropout: cfg.dropout,
     targetModules: cfg.targetModules,
     baseModelName: cfg.baseModelName,

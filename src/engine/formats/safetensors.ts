@@ -134,7 +134,7 @@ export function parseSafetensors(bytes: Uint8Array, opts: { maxHeaderBytes?: num
 
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (raw === null) continue; // the reference reads it as an Option
+      // Strict: an object of string → string when present; null is not "no metadata", it is malformed.
       if (!isPlainObject(raw)) throw new SafetensorsError('__metadata__ is not an object of strings');
       for (const [k, v] of Object.entries(raw)) {
         if (typeof v !== 'string') throw new SafetensorsError(`__metadata__["${k}"] is not a string`);

@@ -1,8 +1,8 @@
 /**
  * A small strict JSON parser for untrusted headers: RFC 8259 grammar, but duplicate object keys and
  * nesting deeper than `maxDepth` are errors (JSON.parse silently keeps the last duplicate, and deep
- * nesting would overflow the stack). Not a general-purpose parser: use JSON.parse for trusted files.
- * Used by `safetensors.ts`.
+ * nesting would overflow the stack), and so is a string whose escapes leave a lone UTF-16 surrogate. Not
+ * a general-purpose parser: use JSON.parse for trusted files. Used by `safetensors.ts`.
  */
 
 export class StrictJsonError extends Error {
@@ -12,6 +12,7 @@ export class StrictJsonError extends Error {
   }
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export function parseStrictJson(text: string, opts: { maxDepth?: number } = {}): unknown {
@@ -35,13 +36,20 @@ export function parseStrictJson(text: string, opts: { maxDepth?: number } = {}):
       if (c < 0x20 || c === 0x5c) plain = false;
       if (c === 0x22) {
         i++;
-        if (plain) return text.slice(start + 1, i - 1);
-        try {
-          // JSON.parse on the literal alone decodes escapes and rejects raw control characters.
-          return JSON.parse(text.slice(start, i)) as string;
-        } catch {
-          throw new StrictJsonError('invalid string literal', start);
+        let decoded: string;
+        if (plain) decoded = text.slice(start + 1, i - 1);
+        else {
+          try {
+            // JSON.parse on the literal alone decodes escapes and rejects raw control characters.
+            decoded = JSON.parse(text.slice(start, i)) as string;
+          } catch {
+            throw new StrictJsonError('invalid string literal', start);
+          }
         }
+        // Half a surrogate pair ("\ud800", escaped or raw) is not a character, has no UTF-8 encoding, and
+        // the reference parser (serde_json) refuses it.
+        if (LONE_SURROGATE.test(decoded)) throw new StrictJsonError('lone surrogate in string', start);
+        return decoded;
       }
       i += c === 0x5c ? 2 : 1;
     }

@@ -94,7 +94,8 @@ describe('parseSafetensors: hostile headers', () => {
   it('rejects a bad __metadata__', () => {
     expectStError(fileWith('{"__metadata__":{"a":1}}'), /__metadata__\["a"\] is not a string/);
     expectStError(fileWith('{"__metadata__":["a"]}'), /__metadata__ is not an object/);
-    expect(parseSafetensors(fileWith('{"__metadata__":null}')).metadata).toEqual({});
+    // Strict: null is malformed, not "no metadata" (test/engine/formats/hostile-adapters.test.ts).
+    expectStError(fileWith('{"__metadata__":null}'), /__metadata__ is not an object/);
   });
 
   it('rejects unknown dtypes, naming the tensor', () => {
