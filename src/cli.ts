@@ -22,7 +22,9 @@ async function load(name: CommandName): Promise<CommandModule> {
 export async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!isCommand(name)) {
-    const lines = [`usage: deltagate <command> [options]`, ''];
+    const asked = name === undefined || name === '--help' || name === '-h' || name === 'help';
+    const lines = asked ? [] : [`deltagate: unknown command: ${name}`];
+    lines.push(`usage: deltagate <command> [options]`, '');
     for (const c of COMMANDS) {
       try {
         lines.push(`  ${c.padEnd(16)} ${(await load(c)).summary}`);
@@ -31,7 +33,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     console.error(lines.join('\n'));
-    process.exitCode = name === undefined || name === '--help' || name === 'help' ? 0 : 2;
+    process.exitCode = asked ? 0 : 2;
     return;
   }
   try {

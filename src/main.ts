@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { openBackends } from './backends.js';
 import { loadTokenizer } from './engine/formats/tokenizer.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -62,6 +62,28 @@ export function graphqlBodyLimit(config: Config): number {
   const { maxInlineDatasetBytes, maxInlineAdapterBytes } = config.limits;
   const inlineAdapter = 4 * Math.ceil(maxInlineAdapterBytes / 3);
   return Math.max(2 * maxInlineDatasetBytes, inlineAdapter) + 64 * 1024;
+}
+
+/** A port that cannot be had, as the one line that says which setting to change; anything else as it is. */
+function listenError(err: unknown, config: Config): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `port ${config.port} on ${config.host}`;
+  if (code === 'EADDRINUSE')
+    return new ConfigError(
+      'DELTAGATE_PORT',
+      `${where} is in use: stop what holds it or set DELTAGATE_PORT to a free port`,
+    );
+  if (code === 'EACCES')
+    return new ConfigError(
+      'DELTAGATE_PORT',
+      `${where} needs privileges this process lacks: set DELTAGATE_PORT to 1024 or above`,
+    );
+  if (code === 'EADDRNOTAVAIL')
+    return new ConfigError(
+      'DELTAGATE_HOST',
+      `${where}: no such address here; set DELTAGATE_HOST to one of this host's`,
+    );
+  return err;
 }
 
 /** DELTAGATE_ADMIN_KEY, else `<dataDir>/admin-key` (0600), generated on first start. */
@@ -157,7 +179,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
     await closeBackground().catch((closeErr: unknown) =>
       logger.error({ err: closeErr }, 'error while closing after a failed start'),
     );
-    throw err;
+    throw listenError(err, config);
   }
   logger.info(
     {

@@ -1,9 +1,37 @@
 /**
  * What every `deltagate` sub-command shares: turning a parse result into help/usage output with the right exit
- * code, and a long-running process's life until SIGTERM/SIGINT (a first signal drains, a genuinely second one
- * exits at once). Argument parsing itself stays with each command; the dispatcher is src/cli.ts.
+ * code, the process logger (`createLogger`), and a long-running process's life until SIGTERM/SIGINT (a first
+ * signal drains, a genuinely second one exits at once). Argument parsing itself stays with each command; the
+ * dispatcher is src/cli.ts.
  */
-import type { Logger } from 'pino';
+import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
+
+/**
+ * An error's message followed by its causes' (`outer: inner`), leaving out a cause whose message the chain
+ * already says. pino's own serializer appends every cause, so an error that wraps another with the same
+ * message (`new UnrecoverableJobError(err.message, { cause: err })`) logged "X: X".
+ */
+export function messageWithCauses(err: unknown): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; e instanceof Error && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    if (e.message !== '' && !parts.some((p) => p.includes(e.message))) parts.push(e.message);
+  }
+  return parts.join(': ');
+}
+
+/** pino's `err` serializer with `messageWithCauses` for the message. */
+export function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  return { ...stdSerializers.err(err), message: messageWithCauses(err) };
+}
+
+/** The logger of a `deltagate` process: JSON lines on stdout, `service` on every line. */
+export function createLogger(level: string, service: string, destination?: DestinationStream): Logger {
+  const options = { level, base: { service }, serializers: { err: serializeError } };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}
 
 /** What a command's argument parser answers instead of its arguments: a help request or a usage error. */
 export type NotRunnable = { help: true } | { error: string };

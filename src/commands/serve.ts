@@ -3,10 +3,9 @@
  * a generated admin key once, and shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish,
  * WebSockets close, the database pool drains). The training worker is `deltagate worker`.
  */
-import { pino } from 'pino';
 import { loadConfig, unknownVariables } from '../config.js';
 import { startServer } from '../main.js';
-import { runUntilSignal } from './command-kit.js';
+import { createLogger, runUntilSignal } from './command-kit.js';
 
 export const summary = 'run the GraphQL API server (POST and WebSocket /graphql)';
 
@@ -16,7 +15,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(process.env);
-  const logger = pino({ level: config.logLevel, base: { service: 'api' } });
+  const logger = createLogger(config.logLevel, 'api');
   for (const name of unknownVariables(process.env))
     logger.warn({ variable: name }, 'unknown configuration variable');
 

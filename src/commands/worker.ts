@@ -4,7 +4,6 @@
  * checkpoint). Composition root only: the queue is src/queue, one job src/training/job-handler.ts, the runner
  * src/services/training-runner.ts. On embedded defaults (no DELTAGATE_REDIS_URL) `deltagate serve` runs jobs.
  */
-import { pino } from 'pino';
 import { loadConfig, unknownVariables } from '../config.js';
 import { openBackends } from '../backends.js';
 import { repositoriesFor } from '../db/repositories/index.js';
@@ -15,7 +14,7 @@ import {
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../services/training-runner.js';
-import { runUntilSignal } from './command-kit.js';
+import { createLogger, runUntilSignal } from './command-kit.js';
 
 export const summary = 'run training jobs from Redis (needs DELTAGATE_REDIS_URL)';
 
@@ -72,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env);
-  const logger = pino({ level: config.logLevel, base: { service: 'worker' } });
+  const logger = createLogger(config.logLevel, 'worker');
   for (const name of unknownVariables(process.env))
     logger.warn({ variable: name }, 'unknown configuration variable');
   if (config.redisUrl === null) {

@@ -8,6 +8,7 @@
  * the caller's `stop()`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
@@ -109,7 +110,12 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
   // graphql-ws on the same path: the key is checked at connect (a bad key never gets a connection) and
   // again for every operation, so revocation also stops new operations on an open socket. A refused
   // operation (revoked key, empty bucket) gets its error as that operation's answer; the socket stays open.
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
+  // noServer: the WebSocket server only sees upgrades handed to it, not the HTTP server's own errors (a port
+  // in use would otherwise surface as graphql-ws's "Internal error emitted on the WebSocket server").
+  const wsServer = new WebSocketServer({ noServer: true, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req)); // 400 off-path
+  httpServer.on('upgrade', onUpgrade);
   type SocketState = { address: string; actors: Map<string, Actor> };
   const wsCleanup = useServer<Record<string, unknown>, Partial<SocketState>>(
     {
@@ -286,6 +292,7 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
     stop() {
       stopping ??= (async () => {
         await apollo.stop();
+        httpServer.off('upgrade', onUpgrade);
         wsServer.close();
       })();
       return stopping;

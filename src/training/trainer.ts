@@ -7,7 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../engine/formats/checkpoint.js';
+import { loadCheckpoint, modelDirProblem } from '../engine/formats/checkpoint.js';
 import type { ModelConfig } from '../engine/formats/hf-config.js';
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import { writePeftDir } from '../engine/formats/peft.js';
@@ -279,6 +279,8 @@ export async function runTraining(
 
   // 1. Data first: every user error surfaces before the weights are read.
   const rows = loadRows(o.data, o.format);
+  const problem = await modelDirProblem(o.modelDir);
+  if (problem !== null) throw new TrainingOptionsError(`model directory ${o.modelDir} ${problem}`);
   const tokenizer = await loadTokenizer(o.modelDir);
   if (!tokenizer)
     throw new TrainingOptionsError(`${o.modelDir} has no tokenizer.json; training needs text → ids`);

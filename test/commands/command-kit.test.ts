@@ -6,7 +6,13 @@
  */
 import type { Logger } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { REPEATED_SIGNAL_WINDOW_MS, runUntilSignal } from '../../src/commands/command-kit.js';
+import {
+  createLogger,
+  messageWithCauses,
+  REPEATED_SIGNAL_WINDOW_MS,
+  runUntilSignal,
+} from '../../src/commands/command-kit.js';
+import { QueueUnavailableError, UnrecoverableJobError } from '../../src/queue/job-queue.js';
 
 function fakeLogger() {
   const calls: { level: string; msg: string }[] = [];
@@ -70,5 +76,45 @@ describe('runUntilSignal', () => {
     process.emit('SIGINT', 'SIGINT');
     expect(await done).toBe(1);
     expect(calls).toContainEqual({ level: 'error', msg: 'error during shutdown' });
+  });
+});
+
+describe('createLogger', () => {
+  /** What one `logger.warn({ err }, msg)` writes, parsed. */
+  function logged(err: Error): {
+    msg: string;
+    service: string;
+    err: { type: string; message: string; stack: string };
+  } {
+    const lines: string[] = [];
+    const logger = createLogger('info', 'api', { write: (line: string) => void lines.push(line) });
+    logger.warn({ err }, 'job failed without retry');
+    return JSON.parse(lines[0]!);
+  }
+
+  it('logs a wrapped error whose message repeats its cause once, not "X: X"', () => {
+    const inner = new Error('dataset has no usable rows');
+    const line = logged(new UnrecoverableJobError(inner.message, { cause: inner }));
+    expect([line.msg, line.service, line.err.type, line.err.message]).toEqual([
+      'job failed without retry',
+      'api',
+      'UnrecoverableJobError',
+      'dataset has no usable rows',
+    ]);
+    expect(line.err.stack).toMatch(/^UnrecoverableJobError: dataset has no usable rows\n/);
+    // A wrapper that already quotes its cause's message does not quote it again.
+    const refused = new Error('connect ECONNREFUSED 127.0.0.1:6379');
+    expect(
+      logged(new QueueUnavailableError(`queue add failed: ${refused.message}`, { cause: refused })).err
+        .message,
+    ).toBe('queue add failed: connect ECONNREFUSED 127.0.0.1:6379');
+  });
+
+  it('still appends causes that add something', () => {
+    const chain = new Error('could not register version 3', { cause: new Error('disk full') });
+    expect(messageWithCauses(chain)).toBe('could not register version 3: disk full');
+    const loop = new Error('a');
+    (loop as { cause?: unknown }).cause = loop;
+    expect(messageWithCauses(loop)).toBe('a');
   });
 });

@@ -2,7 +2,7 @@
  * `deltagate train`: argument parsing, and the new-user path on the built-in model — make-tiny-model, train on
  * a facts JSONL, `deltagate generate --adapter` reproduces the facts. Source: src/commands/train.ts.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -105,6 +105,20 @@ describe('deltagate train (end to end)', () => {
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
+  });
+
+  it('--model that is not a model directory says so (not "has no tokenizer.json")', async () => {
+    const data = join(root, 'one.jsonl');
+    await writeFile(data, JSON.stringify({ prompt: 'a', completion: 'b' }) + '\n');
+    const args = (model: string) => ['--model', model, '--data', data, '--out', join(root, 'never')];
+    await expect(train(args('/nonexistent'))).rejects.toThrow(
+      /^model directory \/nonexistent does not exist$/,
+    );
+    await mkdir(join(root, 'not-a-model'));
+    await expect(train(args(join(root, 'not-a-model')))).rejects.toThrow(
+      `model directory ${join(root, 'not-a-model')} has no config.json (not a Hugging Face model directory)`,
+    );
+    await expect(train(args(data))).rejects.toThrow(`model directory ${data} is not a directory`);
   });
 
   it('make-tiny-model → train → generate --adapter reproduces the facts', async () => {

@@ -4,7 +4,7 @@
  * architecture needs is present with the right shape; extras (rotary `inv_freq`, a tied `lm_head`) are
  * dropped. Not the graph builder (src/engine/nn/) nor the safetensors parser (`safetensors.ts`).
  */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError } from '../../shared/errors.js';
 import { expectedTensors, parseModelConfig, type ModelConfig } from './hf-config.js';
@@ -105,6 +105,25 @@ async function readEntries(dir: string): Promise<Map<string, TensorEntry>> {
     }
   }
   return entries;
+}
+
+/**
+ * Why `dir` cannot be a Hugging Face model directory — 'does not exist', 'is not a directory', 'has no
+ * config.json (…)' — or null when it might be. For messages that say what is wrong with the path someone
+ * gave (`--model`, DELTAGATE_BASE_MODELS) before a missing file deeper down says something misleading.
+ */
+export async function modelDirProblem(dir: string): Promise<string | null> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return 'is not a directory';
+  } catch {
+    return 'does not exist';
+  }
+  try {
+    await access(join(dir, 'config.json'));
+  } catch {
+    return 'has no config.json (not a Hugging Face model directory)';
+  }
+  return null;
 }
 
 /** Only `config.json` (no weights read): for callers that validate against a base without loading it. */
