@@ -3,11 +3,15 @@
  * (vitest `provide('s3', …)` AND `DELTAGATE_TEST_S3_*` env vars). Order: an external server when
  * `DELTAGATE_TEST_S3_ENDPOINT` is set (MinIO), else `python3 -m moto.server` on a free port, else `s3rver` from
  * node_modules if installed. With none, `s3` is null and S3 tests fail with a message saying what to install.
- * PostgreSQL and Redis are not started here (the machine runs them); see test/helpers/env.ts.
+ * PostgreSQL and Redis (DELTAGATE_TEST_DATABASE_URL / DELTAGATE_TEST_REDIS_URL, default localhost) must
+ * answer: a local one that does not is started as .ci/run does, else the run stops with one line saying which
+ * suites need it and how to point them elsewhere (test/helpers/services.ts; DELTAGATE_TEST_SERVICES=skip
+ * skips the check).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
+import { ensureServices, postgresService, redisService } from './helpers/services.js';
 
 export interface TestS3Server {
   endpoint: string;
@@ -132,6 +136,14 @@ async function startS3rver(): Promise<{ server: TestS3Server; close: () => Promi
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  if (process.env.DELTAGATE_TEST_SERVICES !== 'skip') {
+    const problem = await ensureServices([postgresService(), redisService()]);
+    if (problem !== null) {
+      // Exit rather than throw: vitest would add "No test files found" and a stack to the one line.
+      console.error(`\n${problem}\n`);
+      process.exit(1);
+    }
+  }
   let server: TestS3Server | null = null;
   let problem = '';
   let teardown = async (): Promise<void> => {};

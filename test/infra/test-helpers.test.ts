@@ -1,7 +1,8 @@
 /**
  * The shared test helpers against the real services: `createTestPgSchema` isolates test files in PostgreSQL
- * (tables in one schema are invisible from another, and `drop` removes it), and `testS3Config` gives a fresh,
- * existing bucket on the suite's S3 server.
+ * (tables in one schema are invisible from another, and `drop` removes it), `testS3Config` gives a fresh,
+ * existing bucket on the suite's S3 server, and `ensureServices` (the global setup's check) starts a local
+ * PostgreSQL/Redis that does not answer or stops the run with one line saying what and how.
  */
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
@@ -9,6 +10,13 @@ import { describe, expect, it } from 'vitest';
 import { s3ClientConfig } from '../../src/storage/s3-store.js';
 import { createTestPgSchema, testPostgresUrl } from '../helpers/env.js';
 import { testS3Config, testS3Env } from '../helpers/s3.js';
+import {
+  ensureServices,
+  postgresService,
+  redisService,
+  suitesUsing,
+  type LocalService,
+} from '../helpers/services.js';
 import { loadConfig } from '../../src/config.js';
 
 async function query<T>(url: string, sql: string): Promise<T[]> {
@@ -56,5 +64,63 @@ describe('test helpers', () => {
     await client.send(new HeadBucketCommand({ Bucket: one.bucket }));
     client.destroy();
     expect(loadConfig(testS3Env(one)).storage).toEqual(one);
+  });
+});
+
+describe('ensureServices (test/global-setup.ts)', () => {
+  const fake = (name: string, answersAfterStart: boolean | null): LocalService & { starts: number } => {
+    let up = false;
+    const s = {
+      name,
+      url: `x://${name.toLowerCase()}`,
+      variable: `DELTAGATE_TEST_${name.toUpperCase()}_URL`,
+      usedBy: /never/,
+      starts: 0,
+      probe: async () => (up ? null : 'ECONNREFUSED'),
+      start: () => {
+        if (answersAfterStart === null) return false; // not installed here
+        s.starts++;
+        up = answersAfterStart;
+        return true;
+      },
+    };
+    return s;
+  };
+
+  it('passes when the machine runs them (this one does)', async () => {
+    expect(await ensureServices([postgresService(), redisService()])).toBeNull();
+  });
+
+  it('starts a service that does not answer, then passes', async () => {
+    const db = fake('Postgres', true);
+    expect(await ensureServices([db], { waitMs: 1000 })).toBeNull();
+    expect(db.starts).toBe(1);
+  });
+
+  it('otherwise stops with one line: what is down, which suites need it, which variable points elsewhere', async () => {
+    const line = await ensureServices([fake('Postgres', false), fake('Redis', null)], {
+      waitMs: 300,
+      suites: (s) => (s.name === 'Redis' ? ['test/queue'] : ['test/db', 'test/e2e']),
+    });
+    expect(line).toBe(
+      'Postgres at x://postgres does not answer (ECONNREFUSED, also after trying to start it; needed by test/db, ' +
+        'test/e2e); Redis at x://redis does not answer (ECONNREFUSED; needed by test/queue). Start them (as ' +
+        '.ci/run does), point DELTAGATE_TEST_POSTGRES_URL / DELTAGATE_TEST_REDIS_URL at running servers, or set ' +
+        'DELTAGATE_TEST_SERVICES=skip to run only suites that need neither.',
+    );
+    expect(line).not.toContain('\n');
+  });
+
+  it('names a real server that is not there, without starting anything remote', async () => {
+    const line = await ensureServices([postgresService('postgres://postgres@192.0.2.1:1/test')], {
+      suites: () => ['test/db'],
+    });
+    expect(line).toMatch(/^PostgreSQL at postgres:\/\/postgres@192\.0\.2\.1:1\/test does not answer \(/);
+    expect(line).toContain('DELTAGATE_TEST_DATABASE_URL');
+  });
+
+  it('finds the suites that use each service', () => {
+    expect(suitesUsing(redisService().usedBy)).toEqual(expect.arrayContaining(['test/queue']));
+    expect(suitesUsing(postgresService().usedBy)).toEqual(expect.arrayContaining(['test/db', 'test/e2e']));
   });
 });
