@@ -193,9 +193,26 @@ const m0002: Migration = {
   },
 };
 
+/**
+ * What a successful training job does with the adapter's `production` alias (ALWAYS, IF_BETTER, NEVER;
+ * src/training/promotion.ts). Jobs queued before this migration keep the old behaviour: NEVER.
+ */
+const m0003: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('training_jobs')
+      .addColumn('promote', 'text', (c) => c.notNull().defaultTo('NEVER'))
+      .execute();
+  },
+  async down(db) {
+    await db.schema.alterTable('training_jobs').dropColumn('promote').execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_adapter_pinned': m0002,
+  '0003_training_job_promote': m0003,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -125,6 +125,8 @@ export interface TrainingJobsTable {
   loss_history: string;
   error: string | null;
   idempotency_key: string | null;
+  /** ALWAYS | IF_BETTER | NEVER: what success does with the `production` alias (migration 0003). */
+  promote: Generated<string>;
   result_version_id: string | null;
   attempts: Generated<number>;
   created_at: string;

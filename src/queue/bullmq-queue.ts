@@ -27,6 +27,7 @@ import {
   type JobWorker,
   QueueUnavailableError,
   settlesWithin,
+  type WorkerConnectionState,
   type WorkerOptions,
   WorkerShutdownError,
 } from './job-queue.js';
@@ -53,7 +54,9 @@ export interface BullMqQueueOptions {
   removeOnComplete?: KeepJobs;
   /** Default: 30 days and at most 5000. */
   removeOnFail?: KeepJobs;
-  /** Producer calls (enqueue, cancel, getState) fail with QueueUnavailableError past this. Default 5 s. */
+  /** Producer calls (enqueue, cancel, getState) fail with QueueUnavailableError past this. Default 5 s. A
+   * call while the producer connection is known to be down (a connect attempt failed and it is waiting to
+   * retry) fails at once instead. */
   connectTimeoutMs?: number;
   /** Default of `JobWorker.close`'s timeout. Default 30 s. */
   closeTimeoutMs?: number;
@@ -89,6 +92,8 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
   private readonly workers = new Set<BullMqWorker<P>>();
   private readonly log: Logger;
   private closed = false;
+  /** The last connection error of the producer, cleared when it is ready again. */
+  private lastError: Error | undefined;
 
   constructor(private readonly opts: BullMqQueueOptions) {
     this.prefix = opts.prefix ?? 'deltagate';
@@ -100,7 +105,15 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
       maxRetriesPerRequest: 1,
       connectTimeout: this.connectTimeoutMs,
     });
-    this.redis.on('error', (err) => this.log.warn({ err }, 'queue producer: redis error'));
+    this.redis.on('error', (err) => {
+      // Logged once per outage, not once per reconnect attempt.
+      if (this.lastError === undefined) this.log.warn({ err }, 'queue producer: redis error');
+      this.lastError = err;
+    });
+    this.redis.on('ready', () => {
+      if (this.lastError !== undefined) this.log.info('queue producer: redis is reachable again');
+      this.lastError = undefined;
+    });
   }
 
   private get connectTimeoutMs(): number {
@@ -177,7 +190,14 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
 
   async startWorker(handler: JobHandler<P>, opts?: WorkerOptions): Promise<JobWorker> {
     if (this.closed) throw new QueueUnavailableError('the queue is closed');
-    const worker = new BullMqWorker<P>(this, this.opts, this.log, handler, opts?.concurrency ?? 1);
+    const worker = new BullMqWorker<P>(
+      this,
+      this.opts,
+      this.log,
+      handler,
+      opts?.concurrency ?? 1,
+      opts?.onConnectionChange,
+    );
     this.workers.add(worker);
     try {
       await worker.start();
@@ -227,16 +247,42 @@ export class BullMqJobQueue<P> implements JobQueue<P> {
     }
   }
 
-  /** One shared wait, so calls piling up while Redis is down do not pile up listeners too. */
+  /**
+   * Resolves when the producer connection is ready. Fails at once while it is known to be down (its last
+   * connect attempt failed; ioredis retries in the background) — producers fail fast, SQL keeps the job and
+   * the reconciler enqueues it later. During a connect attempt, waits for its outcome (one shared wait, so
+   * calls piling up do not pile up listeners too).
+   */
   private ready(): Promise<void> {
-    if (this.redis.status === 'ready') return Promise.resolve();
-    this.readyWait ??= new Promise<void>((resolve) =>
-      this.redis.once('ready', () => {
+    const status = this.redis.status;
+    if (status === 'ready') return Promise.resolve();
+    if (status === 'reconnecting' || status === 'close' || status === 'end') {
+      return Promise.reject(this.unreachable());
+    }
+    this.readyWait ??= new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        this.redis.off('ready', onReady);
+        this.redis.off('error', onError);
+        this.redis.off('close', onClose);
         this.readyWait = undefined;
-        resolve();
-      }),
-    );
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = () => done();
+      const onError = (err: Error) => done(this.unreachable(err));
+      const onClose = () => done(this.unreachable());
+      this.redis.on('ready', onReady);
+      this.redis.on('error', onError);
+      this.redis.on('close', onClose);
+    });
     return this.readyWait;
+  }
+
+  private unreachable(err = this.lastError): QueueUnavailableError {
+    return new QueueUnavailableError(
+      `Redis is unreachable${err === undefined ? '' : ` (${err.message})`}; try again later`,
+      { cause: err },
+    );
   }
 
   private createQueue(): Queue {
@@ -258,6 +304,9 @@ class BullMqWorker<P> implements JobWorker {
   private readonly subscriber: Redis;
   private worker: Worker | undefined;
   private closing: Promise<void> | undefined;
+  private state: WorkerConnectionState = 'connecting';
+  /** Which of the two connections are ready. */
+  private readonly up = new Set<Redis>();
 
   constructor(
     private readonly owner: BullMqJobQueue<P>,
@@ -265,13 +314,46 @@ class BullMqWorker<P> implements JobWorker {
     private readonly log: Logger,
     private readonly handler: JobHandler<P>,
     private readonly concurrency: number,
+    private readonly onConnectionChange?: (state: WorkerConnectionState, err?: Error) => void,
   ) {
     assertValidConcurrency(concurrency);
     // Workers wait out Redis outages instead of failing: BullMQ requires maxRetriesPerRequest null here.
     this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.subscriber = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
-    this.redis.on('error', (err) => log.warn({ err }, 'queue worker: redis error'));
-    this.subscriber.on('error', (err) => log.warn({ err }, 'queue worker: subscriber error'));
+    for (const [conn, what] of [
+      [this.redis, 'redis'],
+      [this.subscriber, 'subscriber'],
+    ] as const) {
+      conn.on('ready', () => {
+        this.up.add(conn);
+        if (this.up.size === 2) this.setState('ready');
+      });
+      conn.on('error', (err: Error) => {
+        // Once per outage at warn; every reconnect attempt fails the same way.
+        if (this.state !== 'unreachable') log.warn({ err }, `queue worker: ${what} error`);
+        else log.debug({ err }, `queue worker: ${what} error`);
+        this.up.delete(conn);
+        this.setState('unreachable', err);
+      });
+      conn.on('close', () => {
+        this.up.delete(conn);
+        if (this.state === 'ready') this.setState('unreachable', new Error('connection to Redis closed'));
+      });
+    }
+  }
+
+  connectionState(): WorkerConnectionState {
+    return this.state;
+  }
+
+  private setState(state: WorkerConnectionState, err?: Error): void {
+    if (this.closing !== undefined || state === this.state) return;
+    this.state = state;
+    try {
+      this.onConnectionChange?.(state, err);
+    } catch (e) {
+      this.log.warn({ err: e }, 'onConnectionChange threw');
+    }
   }
 
   async start(): Promise<void> {

@@ -24,6 +24,7 @@ import {
   type JobState,
   type JobWorker,
   QueueUnavailableError,
+  type WorkerConnectionState,
   settlesWithin,
   type WorkerOptions,
   WorkerShutdownError,
@@ -70,6 +71,11 @@ class InProcessWorker<P> implements JobWorker {
 
   get freeSlots(): number {
     return this.closing ? 0 : this.concurrency - this.running.size;
+  }
+
+  /** Nothing to connect to: always ready. */
+  connectionState(): WorkerConnectionState {
+    return 'ready';
   }
 
   close(opts?: CloseOptions): Promise<void> {

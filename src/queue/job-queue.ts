@@ -31,9 +31,16 @@ export interface JobContext<P> {
 
 export type JobHandler<P> = (job: JobContext<P>) => Promise<void>;
 
+/** A worker's link to its backend: `connecting` (first connect), `ready`, `unreachable` (Redis down: the
+ * worker waits and reconnects on its own). The in-process queue is always `ready`. */
+export type WorkerConnectionState = 'connecting' | 'ready' | 'unreachable';
+
 export interface WorkerOptions {
   /** Jobs run at the same time by this worker. Default 1. */
   concurrency?: number;
+  /** Called on every change of the worker's connection state (also while `startWorker` still waits for
+   * Redis), so a composition root can log it and expose readiness. */
+  onConnectionChange?: (state: WorkerConnectionState, err?: Error) => void;
 }
 
 export interface CloseOptions {
@@ -43,6 +50,8 @@ export interface CloseOptions {
 
 export interface JobWorker {
   close(opts?: CloseOptions): Promise<void>;
+  /** The worker's connection state now. */
+  connectionState(): WorkerConnectionState;
 }
 
 export interface JobQueue<P> {

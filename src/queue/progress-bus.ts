@@ -64,15 +64,21 @@ export interface RedisProgressBusOptions {
   /** Default `deltagate:progress:`; tests use their own so parallel files never cross. */
   channelPrefix?: string;
   logger?: Logger;
+  /** How long the first publish waits for the first connection. Default 1000 ms. */
+  connectWaitMs?: number;
 }
 
 /**
  * Redis bus. Connections are opened lazily: an API process only ever subscribes, a worker only publishes.
+ * Publishing fails fast while Redis is down (events are fire-and-forget); subscriptions wait out an outage
+ * and resubscribe on reconnect.
  * SUBSCRIBE/UNSUBSCRIBE for one channel are serialized so a quick unsubscribe-then-subscribe cannot leave
  * the channel unsubscribed while it has listeners.
  */
 export class RedisProgressBus<E> implements ProgressBus<E> {
   private publisher: Redis | undefined;
+  /** The publisher's last connection error while it is down. */
+  private publisherDown: Error | undefined;
   private subscriber: Redis | undefined;
   private readonly listeners = new Map<string, Set<(event: E) => void>>();
   private readonly channelOps = new Map<string, Promise<void>>();
@@ -89,13 +95,56 @@ export class RedisProgressBus<E> implements ProgressBus<E> {
     return `${this.prefix}${jobId}`;
   }
 
+  /**
+   * Fails fast while Redis is down (no offline queue: a worker's training loop must never wait on pub/sub;
+   * SQL keeps the state). The first call waits for the first connect attempt, at most `connectWaitMs`.
+   */
   async publish(jobId: string, event: E): Promise<void> {
     if (this.closed) throw new Error('progress bus is closed');
-    if (this.publisher === undefined) {
-      this.publisher = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: 3 });
-      this.publisher.on('error', (err) => this.log.warn({ err }, 'progress publisher: redis error'));
+    const publisher = this.connectPublisher();
+    if (publisher.status !== 'ready') await this.publisherReady(publisher);
+    await publisher.publish(this.channelOf(jobId), JSON.stringify(event));
+  }
+
+  private connectPublisher(): Redis {
+    if (this.publisher !== undefined) return this.publisher;
+    const pub = new Redis(this.opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    pub.on('error', (err) => {
+      if (this.publisherDown === undefined) this.log.warn({ err }, 'progress publisher: redis error');
+      this.publisherDown = err;
+    });
+    pub.on('ready', () => {
+      if (this.publisherDown !== undefined) this.log.info('progress publisher: redis is reachable again');
+      this.publisherDown = undefined;
+    });
+    this.publisher = pub;
+    return pub;
+  }
+
+  private publisherReady(pub: Redis): Promise<void> {
+    const status = pub.status;
+    if (status === 'reconnecting' || status === 'close' || status === 'end') {
+      return Promise.reject(
+        new Error(`progress bus: Redis is unreachable (${this.publisherDown?.message ?? status})`),
+      );
     }
-    await this.publisher.publish(this.channelOf(jobId), JSON.stringify(event));
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        pub.off('ready', onReady);
+        pub.off('error', onError);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = () => done();
+      const onError = (err: Error) => done(new Error(`progress bus: Redis is unreachable (${err.message})`));
+      const timer = setTimeout(
+        () => done(new Error('progress bus: Redis did not answer in time')),
+        this.opts.connectWaitMs ?? 1000,
+      );
+      pub.on('ready', onReady);
+      pub.on('error', onError);
+    });
   }
 
   async subscribe(jobId: string, listener: (event: E) => void): Promise<() => Promise<void>> {
@@ -125,7 +174,8 @@ export class RedisProgressBus<E> implements ProgressBus<E> {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    await Promise.allSettled(this.channelOps.values());
+    // Bounded: with Redis down a pending SUBSCRIBE would wait for a reconnect.
+    await settlesWithin(Promise.allSettled(this.channelOps.values()), 1000);
     // QUIT flushes pending publishes; bounded, because with Redis down it would wait for a reconnect.
     for (const conn of [this.publisher, this.subscriber]) {
       if (conn !== undefined && !(await settlesWithin(conn.quit(), 1000))) conn.disconnect();
@@ -190,6 +240,19 @@ export interface SubscribeIteratorOptions<E> {
   isTerminal(event: E): boolean;
   /** Live events buffered for a slow consumer; past it the oldest are dropped. Default 1000. */
   maxBuffered?: number;
+  /**
+   * A fallback for a bus that cannot deliver (Redis down): the initial state is yielded after at most
+   * `subscribeWaitMs` (default 200) even while subscribing still waits for Redis, and `read` (the record,
+   * e.g. SQL) is polled every `intervalMs` while the subscription is not live or no live event came for
+   * that long. A polled event is yielded when `accept(polled, lastYielded)` says so (default: when its JSON
+   * differs from the last yielded event's).
+   */
+  poll?: {
+    intervalMs: number;
+    read(): E[] | Promise<E[]>;
+    accept?(polled: E, last: E | undefined): boolean;
+    subscribeWaitMs?: number;
+  };
 }
 
 /**
@@ -208,9 +271,23 @@ export function subscribeIterator<E>(
   let started: Promise<void> | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;
   let finished = false;
+  let live = false;
+  let lastLiveAt = 0;
+  /** The newest event handed to the buffer (what a polled event is compared with). */
+  let last: E | undefined;
+  let pollTimer: NodeJS.Timeout | undefined;
+  let polling = false;
+
+  const push = (event: E) => {
+    buffer.push(event);
+    last = event;
+    if (buffer.length > maxBuffered) buffer.shift();
+    wake?.();
+  };
 
   const finish = async (): Promise<void> => {
     finished = true;
+    clearInterval(pollTimer);
     buffer.length = 0;
     wake?.();
     const unsub = unsubscribe;
@@ -218,17 +295,66 @@ export function subscribeIterator<E>(
     await unsub?.();
   };
 
-  const start = async (): Promise<void> => {
-    const unsub = await bus.subscribe(jobId, (event) => {
-      if (finished) return;
-      buffer.push(event);
-      if (buffer.length > maxBuffered) buffer.shift();
-      wake?.();
-    });
-    if (finished) return void (await unsub()); // return() came while subscribing
-    unsubscribe = unsub;
+  const listener = (event: E) => {
+    if (finished) return;
+    lastLiveAt = Date.now();
+    push(event);
+  };
+
+  const readInitial = async () => {
     const initial = typeof opts.initial === 'function' ? await opts.initial() : (opts.initial ?? []);
     buffer.unshift(...initial);
+    if (buffer.length > 0) last = buffer.at(-1);
+    if (initial.length > 0) wake?.();
+  };
+
+  const start = async (): Promise<void> => {
+    const poll = opts.poll;
+    if (poll === undefined) {
+      const unsub = await bus.subscribe(jobId, listener);
+      if (finished) return void (await unsub()); // return() came while subscribing
+      unsubscribe = unsub;
+      live = true;
+      await readInitial();
+      return;
+    }
+    // With a fallback: subscribing may wait (Redis down); the record answers meanwhile.
+    const subscribing = bus.subscribe(jobId, listener).then(
+      async (unsub) => {
+        if (finished) return void (await unsub());
+        unsubscribe = unsub;
+        live = true;
+        lastLiveAt = Date.now();
+      },
+      () => undefined, // the bus failed: polling carries the stream
+    );
+    let waitTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      subscribing,
+      new Promise<void>((resolve) => (waitTimer = setTimeout(resolve, poll.subscribeWaitMs ?? 200))),
+    ]);
+    clearTimeout(waitTimer);
+    if (finished) return;
+    await readInitial();
+    const accept =
+      poll.accept ?? ((polled: E, prev: E | undefined) => JSON.stringify(polled) !== JSON.stringify(prev));
+    pollTimer = setInterval(() => {
+      if (finished || polling) return;
+      if (live && Date.now() - lastLiveAt < poll.intervalMs) return;
+      polling = true;
+      void (async () => {
+        try {
+          for (const event of await poll.read()) {
+            if (!finished && accept(event, last)) push(event);
+          }
+        } catch {
+          // The record is unreachable too: try again next interval.
+        } finally {
+          polling = false;
+        }
+      })();
+    }, poll.intervalMs);
+    pollTimer.unref();
   };
 
   const iterator = {

@@ -67,6 +67,7 @@ export class TrainingJobResolver {
       validationDatasetId: input.validationDatasetId ?? null,
       hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : null,
       idempotencyKey: input.idempotencyKey ?? null,
+      promote: input.promote ?? null,
     });
   }
 

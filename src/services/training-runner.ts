@@ -7,11 +7,22 @@
  */
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '../db/database.js';
-import { ALL, type Repositories } from '../db/repositories/index.js';
-import { TERMINAL_JOB_STATUSES, type TrainingJob } from '../db/repositories/training-jobs.js';
+import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
+import {
+  PROMOTE_POLICIES,
+  TERMINAL_JOB_STATUSES,
+  type PromotePolicy,
+  type TrainingJob,
+} from '../db/repositories/training-jobs.js';
 import { LINEAR_MODULES } from '../engine/formats/hf-config.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import type { JobQueue, JobWorker, ReconcileResult } from '../queue/job-queue.js';
+import {
+  isUnrecoverableError,
+  type JobQueue,
+  type JobWorker,
+  type ReconcileResult,
+  type WorkerConnectionState,
+} from '../queue/job-queue.js';
 import { subscribeIterator, type ProgressBus } from '../queue/progress-bus.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import {
@@ -20,21 +31,31 @@ import {
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../training/job-handler.js';
-import { BadInputError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
+import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModel, BaseModelRegistry } from './base-models.js';
 
 export type { TrainingJobPayload, TrainingProgressEvent } from '../training/job-handler.js';
+export type { PromotePolicy } from '../db/repositories/training-jobs.js';
 
 export const TRAINING_QUEUE_NAME = 'training';
+
+/**
+ * `startTraining`'s default: a new version becomes what the bare adapter name serves only when its held-out
+ * eval loss beats the version serving now (docs/API.md, "Which version a name serves").
+ */
+export const DEFAULT_PROMOTE_POLICY: PromotePolicy = 'IF_BETTER';
 
 export interface StartTrainingInput {
   adapterId: string;
   datasetId: string;
   validationDatasetId?: string | null;
   hyperparameters?: Record<string, unknown> | null;
-  /** Same key (per customer) → the same job, however often it is sent. */
+  /** Same key (per customer) and same input → the same job, however often it is sent; a different input
+   * under a used key is CONFLICT. */
   idempotencyKey?: string | null;
+  /** What success does with the `production` alias; default DEFAULT_PROMOTE_POLICY. */
+  promote?: PromotePolicy | null;
 }
 
 /** The GraphQL `TrainingHyperparameters` after defaults, as stored with the job. */
@@ -155,17 +176,51 @@ export interface TrainingRunnerDeps {
   threads?: number;
   /** onnxruntime execution provider of the training sessions (DELTAGATE_EXECUTION_PROVIDER); default 'cpu'. */
   executionProvider?: ExecutionProvider;
+  /** First delay before enqueueing again what the queue refused (Redis down); doubles up to 30 s. Default 1 s. */
+  enqueueRetryMs?: number;
+  /** `trainingJobProgress` reads SQL this often while the bus is not live or silent (Redis down). Default 1 s. */
+  progressPollMs?: number;
+  /** SQL progress writes of a running job, at most one per this many ms (plus one at every checkpoint and at
+   * the end). Default 1 s. */
+  progressWriteIntervalMs?: number;
 }
+
+/** Where this process's training worker stands (`TrainingRunner.workerReadiness()`), for health checks. */
+export interface WorkerReadiness {
+  /** True while the worker is connected to its queue and takes jobs. */
+  ready: boolean;
+  /** `none`: no worker started in this process; `closed`: it was stopped. */
+  state: 'none' | WorkerConnectionState | 'closed';
+  /** When `state` last changed. */
+  since: Date;
+  /** Why it is not ready (the last connection error), when known. */
+  reason: string | null;
+}
+
+const MAX_ENQUEUE_RETRY_MS = 30_000;
 
 export class TrainingRunner {
   private readonly attempts: number;
   private readonly workers: JobWorker[] = [];
+  /** Jobs SQL holds QUEUED whose enqueue failed (Redis down): enqueued again by `retryEnqueues`. */
+  private readonly unqueued = new Set<string>();
+  /** A reconcile failed on an unreachable queue: run it again once the queue answers. */
+  private reconcileOwed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs: number;
+  private closed = false;
+  private readiness: WorkerReadiness = { ready: false, state: 'none', since: new Date(), reason: null };
 
   constructor(private readonly deps: TrainingRunnerDeps) {
     this.attempts = deps.attempts ?? 3;
+    this.retryDelayMs = deps.enqueueRetryMs ?? 1000;
   }
 
-  /** Runs jobs of the queue in this process (the embedded default, or `deltagate worker`). */
+  /**
+   * Runs jobs of the queue in this process (the embedded default, or `deltagate worker`). Resolves once the
+   * worker takes jobs; against an unreachable Redis it logs that it is waiting (`workerReadiness()` says
+   * `unreachable`) and resolves when Redis is back.
+   */
   async startWorker(concurrency: number): Promise<JobWorker> {
     const { repos, blobs, bus, baseModels, logger } = this.deps;
     const handler = createTrainingJobHandler({
@@ -176,10 +231,48 @@ export class TrainingRunner {
       modelDirOf: (id) => baseModels.get(id)?.dir ?? null,
       threads: this.deps.threads,
       executionProvider: this.deps.executionProvider,
+      progressWriteIntervalMs: this.deps.progressWriteIntervalMs,
     });
-    const worker = await this.deps.queue.startWorker(handler, { concurrency });
+    this.setReadiness('connecting', null);
+    const worker = await this.deps.queue.startWorker(handler, {
+      concurrency,
+      onConnectionChange: (state, err) => this.onWorkerConnection(state, err),
+    });
     this.workers.push(worker);
+    this.setReadiness('ready', null);
     return worker;
+  }
+
+  /** The worker's state for a readiness probe: ready only while connected and taking jobs. */
+  workerReadiness(): WorkerReadiness {
+    return { ...this.readiness };
+  }
+
+  private setReadiness(state: WorkerReadiness['state'], reason: string | null): void {
+    if (this.readiness.state === state && this.readiness.reason === reason) return;
+    this.readiness = { ready: state === 'ready', state, since: new Date(), reason };
+  }
+
+  private onWorkerConnection(state: WorkerConnectionState, err?: Error): void {
+    if (this.closed) return;
+    const { logger } = this.deps;
+    const was = this.readiness.state;
+    if (state === 'unreachable') {
+      if (was !== 'unreachable')
+        logger.warn(
+          { err: err?.message },
+          'training worker: Redis is unreachable; waiting for it (jobs resume when it is back)',
+        );
+      this.setReadiness('unreachable', err?.message ?? 'Redis is unreachable');
+    } else if (state === 'ready') {
+      if (was === 'unreachable') logger.info('training worker: Redis is reachable again');
+      // Until startWorker resolves, the worker is connected but not yet taking jobs.
+      this.setReadiness(this.workers.length > 0 ? 'ready' : 'connecting', null);
+      // Whatever could not be enqueued during the outage goes now.
+      if (this.unqueued.size > 0 || this.reconcileOwed) this.scheduleRetry(0);
+    } else {
+      this.setReadiness(state, this.readiness.reason);
+    }
   }
 
   /**
@@ -189,6 +282,26 @@ export class TrainingRunner {
    */
   async reconcile(): Promise<ReconcileResult> {
     const result: ReconcileResult = { created: [], existing: [] };
+    try {
+      await this.reconcileInto(result);
+      this.reconcileOwed = false;
+    } catch (err) {
+      if (!isQueueUnavailable(err)) throw err;
+      // SQL keeps the jobs QUEUED/RUNNING; they are enqueued once the queue answers again.
+      if (!this.reconcileOwed)
+        this.deps.logger.warn(
+          { err: (err as Error).message },
+          'Redis is unreachable; training jobs waiting in SQL are enqueued when it is back',
+        );
+      this.reconcileOwed = true;
+      this.scheduleRetry();
+    }
+    if (result.created.length > 0)
+      this.deps.logger.info({ jobs: result.created }, 're-enqueued training jobs');
+    return result;
+  }
+
+  private async reconcileInto(result: ReconcileResult): Promise<void> {
     for (const status of ['QUEUED', 'RUNNING'] as const) {
       let after: string | null = null;
       for (;;) {
@@ -200,6 +313,7 @@ export class TrainingRunner {
             { attempts: this.attempts },
           );
           (created ? result.created : result.existing).push(job.id);
+          this.unqueued.delete(job.id);
           if (!created) {
             const state = await this.deps.queue.getState(job.id);
             if (state === 'failed' || state === 'completed') {
@@ -215,9 +329,42 @@ export class TrainingRunner {
         after = page.rows.at(-1)!.id;
       }
     }
-    if (result.created.length > 0)
-      this.deps.logger.info({ jobs: result.created }, 're-enqueued training jobs');
-    return result;
+  }
+
+  /** Enqueues again, with backoff, what an unreachable queue refused (jobs stay QUEUED in SQL meanwhile). */
+  private scheduleRetry(delayMs = this.retryDelayMs): void {
+    if (this.closed) return;
+    if (this.retryTimer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(this.retryTimer);
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.retryEnqueues();
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  private async retryEnqueues(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.reconcileOwed) {
+        await this.reconcileInto({ created: [], existing: [] });
+        this.reconcileOwed = false;
+        this.deps.logger.info('Redis is back: training jobs reconciled');
+      }
+      for (const id of [...this.unqueued]) {
+        const job = await this.deps.repos.trainingJobs.findById(ALL, id);
+        if (job !== null && !TERMINAL_JOB_STATUSES.includes(job.status))
+          await this.deps.queue.enqueue(id, { jobId: id }, { attempts: this.attempts });
+        this.unqueued.delete(id);
+      }
+      this.retryDelayMs = this.deps.enqueueRetryMs ?? 1000;
+    } catch (err) {
+      this.deps.logger.debug({ err }, 'training queue still unreachable');
+      this.retryDelayMs = Math.min(this.retryDelayMs * 2, MAX_ENQUEUE_RETRY_MS);
+      this.scheduleRetry();
+    }
   }
 
   async startTraining(actor: Actor, input: StartTrainingInput): Promise<TrainingJob> {
@@ -230,9 +377,16 @@ export class TrainingRunner {
         details: { field: 'idempotencyKey' },
       });
     }
+    const promote = input.promote ?? DEFAULT_PROMOTE_POLICY;
+    if (!PROMOTE_POLICIES.includes(promote)) {
+      throw new BadInputError(`promote must be one of ${PROMOTE_POLICIES.join(', ')}`, {
+        details: { field: 'promote' },
+      });
+    }
     if (key !== null) {
+      // A retry answers its job even when the checks below would now fail (e.g. at the quota).
       const existing = await repos.trainingJobs.findByIdempotencyKey(customerId, key);
-      if (existing) return this.ensureQueued(existing);
+      if (existing) return this.answerExisting(actor, existing, input, key);
     }
     const adapter = await repos.adapters.findById(scope, input.adapterId);
     if (adapter === null) throw new NotFoundError('adapter', input.adapterId);
@@ -258,49 +412,109 @@ export class TrainingRunner {
     }
     const hyperparameters = normalizeHyperparameters(input.hyperparameters, base);
 
-    const customer = await repos.customers.findById(scope, customerId);
-    if (customer === null) throw new NotFoundError('customer', customerId);
-    const active = await repos.trainingJobs.countActive(customerId);
-    if (active >= customer.maxConcurrentJobs) {
-      throw new QuotaExceededError(
-        `${active} training jobs are queued or running; the quota is ${customer.maxConcurrentJobs}`,
-      );
-    }
-    let job: TrainingJob;
+    // The quota check and the insert are one transaction under the customer's row lock (PostgreSQL; SQLite
+    // runs transactions one at a time), so concurrent starts cannot all see "under the quota".
+    let outcome: { job: TrainingJob; created: boolean };
     try {
-      job = await repos.trainingJobs.insert({
-        customerId,
-        adapterId: adapter.id,
-        datasetId: dataset.id,
-        validationDatasetId: validationId,
-        hyperparameters: { ...hyperparameters },
-        idempotencyKey: key,
+      outcome = await inTransaction(repos.db, async (tx) => {
+        await tx.customers.lockForUpdate(customerId);
+        if (key !== null) {
+          const existing = await tx.trainingJobs.findByIdempotencyKey(customerId, key);
+          if (existing) return { job: existing, created: false };
+        }
+        const customer = await tx.customers.findById(scope, customerId);
+        if (customer === null) throw new NotFoundError('customer', customerId);
+        const active = await tx.trainingJobs.countActive(customerId);
+        if (active >= customer.maxConcurrentJobs) {
+          throw new QuotaExceededError(
+            `${active} training jobs are queued or running; the quota is ${customer.maxConcurrentJobs}`,
+          );
+        }
+        const job = await tx.trainingJobs.insert({
+          customerId,
+          adapterId: adapter.id,
+          datasetId: dataset.id,
+          validationDatasetId: validationId,
+          hyperparameters: { ...hyperparameters },
+          idempotencyKey: key,
+          promote,
+        });
+        return { job, created: true };
       });
     } catch (err) {
+      // Another process inserted the key between our lookup and insert (SQLite shared by processes).
       if (key !== null && isUniqueViolation(err)) {
         const winner = await repos.trainingJobs.findByIdempotencyKey(customerId, key);
-        if (winner) return this.ensureQueued(winner);
+        if (winner) return this.answerExisting(actor, winner, input, key);
       }
       throw err;
+    }
+    if (!outcome.created) return this.answerExisting(actor, outcome.job, input, key!);
+    return this.ensureQueued(outcome.job);
+  }
+
+  /** The job an idempotency key already names: answered when the input is the same, else CONFLICT. */
+  private async answerExisting(
+    actor: Actor,
+    job: TrainingJob,
+    input: StartTrainingInput,
+    key: string,
+  ): Promise<TrainingJob> {
+    const differs = await this.differingField(actor, job, input);
+    if (differs !== null) {
+      throw new ConflictError(
+        `idempotency key ${JSON.stringify(key)} was used for job ${job.id} with a different ${differs}; ` +
+          'use a new key for a different job',
+      );
     }
     return this.ensureQueued(job);
   }
 
-  /** Enqueue (idempotent by id) a live job; a queue that cannot be reached fails the job, not silently. */
+  /** Which part of `input` differs from what `job` was started with (after defaults), or null. */
+  private async differingField(
+    actor: Actor,
+    job: TrainingJob,
+    input: StartTrainingInput,
+  ): Promise<string | null> {
+    if (input.adapterId !== job.adapterId) return 'adapterId';
+    if (input.datasetId !== job.datasetId) return 'datasetId';
+    if ((input.validationDatasetId ?? null) !== job.validationDatasetId) return 'validationDatasetId';
+    if ((input.promote ?? DEFAULT_PROMOTE_POLICY) !== job.promote) return 'promote';
+    const adapter = await this.deps.repos.adapters.findById(scopeOf(actor), job.adapterId);
+    const base = adapter === null ? undefined : this.deps.baseModels.get(adapter.baseModelId);
+    let given: Hyperparameters;
+    try {
+      // The job's own base model bounds maxSequenceLength; without it (gone) nothing else can differ.
+      given = normalizeHyperparameters(
+        input.hyperparameters,
+        base ?? ({ contextLength: Number.MAX_SAFE_INTEGER } as BaseModel),
+      );
+    } catch (err) {
+      if (err instanceof BadInputError) return 'hyperparameters';
+      throw err;
+    }
+    return canonicalJson(given) === canonicalJson(job.hyperparameters) ? null : 'hyperparameters';
+  }
+
+  /**
+   * Enqueue (idempotent by id) a live job. SQL is the source of truth: when the queue cannot be reached
+   * (Redis down) the job stays QUEUED and is answered; it is enqueued when the queue is back (a retry with
+   * backoff here, and every reconcile).
+   */
   private async ensureQueued(job: TrainingJob): Promise<TrainingJob> {
     if (TERMINAL_JOB_STATUSES.includes(job.status)) return job;
     try {
       await this.deps.queue.enqueue(job.id, { jobId: job.id }, { attempts: this.attempts });
-      return job;
     } catch (err) {
-      this.deps.logger.error({ err, jobId: job.id }, 'could not enqueue a training job');
-      await this.deps.repos.trainingJobs.update(job.id, ['QUEUED'], {
-        status: 'FAILED',
-        error: `could not enqueue: ${(err as Error).message}`,
-        finishedAt: new Date().toISOString(),
-      });
-      throw err;
+      if (isUnrecoverableError(err)) throw err;
+      this.deps.logger.warn(
+        { err: (err as Error).message, jobId: job.id },
+        'training queue unreachable; the job stays QUEUED and is enqueued when it is back',
+      );
+      this.unqueued.add(job.id);
+      this.scheduleRetry();
     }
+    return job;
   }
 
   /** Idempotent: a finished job is returned as it is. A running job stops within a training step. */
@@ -334,17 +548,60 @@ export class TrainingRunner {
     const scope = scopeOf(actor);
     const job = await this.deps.repos.trainingJobs.findById(scope, id);
     if (job === null) throw new NotFoundError('training job', id);
+    // A finished job's stream is its final state from SQL, at once: no bus (nor Redis) involved.
+    if (TERMINAL_JOB_STATUSES.includes(job.status)) return iterate([progressEventOf(job)]);
+    const read = async () => {
+      const now = await this.deps.repos.trainingJobs.findById(scope, id);
+      return now ? [progressEventOf(now)] : [];
+    };
     return subscribeIterator(this.deps.bus, id, {
-      initial: async () => {
-        const now = await this.deps.repos.trainingJobs.findById(scope, id);
-        return now ? [progressEventOf(now)] : [];
-      },
+      initial: read,
       isTerminal: (e) => TERMINAL_JOB_STATUSES.includes(e.status),
+      // SQL is the record: while the bus is not live (Redis down) or silent, SQL is read instead, so the
+      // stream still moves and still ends (a terminal event lost to an outage is found in SQL).
+      poll: {
+        intervalMs: this.deps.progressPollMs ?? 1000,
+        read,
+        accept: (polled, last) =>
+          last === undefined || polled.status !== last.status || polled.step > last.step,
+      },
     });
   }
 
   /** Stops the workers (running jobs get `timeoutMs` to finish, then go back to the queue). */
   async close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     for (const w of this.workers.splice(0)) await w.close(opts);
+    if (this.readiness.state !== 'none') this.setReadiness('closed', null);
   }
+}
+
+function isQueueUnavailable(err: unknown): boolean {
+  return (err as { name?: unknown } | null)?.name === 'QueueUnavailableError';
+}
+
+/** JSON with object keys sorted at every level: equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+/** An async iterator over a fixed list (what a subscription of a finished job yields). */
+function iterate<E>(events: E[]): AsyncIterableIterator<E> {
+  const queue = [...events];
+  const it: AsyncIterableIterator<E> = {
+    next: async () =>
+      queue.length > 0 ? { value: queue.shift()!, done: false } : { value: undefined, done: true },
+    return: async () => {
+      queue.length = 0;
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
 }

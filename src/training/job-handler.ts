@@ -15,6 +15,7 @@ import {
 import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
 import {
   TERMINAL_JOB_STATUSES,
+  type LossPoint,
   type TrainingJob,
   type TrainingJobStatus,
   type TrainingProgress,
@@ -29,7 +30,10 @@ import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-stor
 import { ADAPTER_FILES, adapterVersionPrefix, checkpointPrefix } from '../storage/keys.js';
 import { BadInputError, ConflictError, DeltagateError } from '../shared/errors.js';
 import { BlobCheckpointStore } from './blob-checkpoint-store.js';
+import { publicJobError } from './job-errors.js';
+import type { CheckpointFiles, CheckpointStore } from './checkpoint-store.js';
 import type { TrainingOptions } from './options.js';
+import { applyPromotion } from './promotion.js';
 import { runTraining, type TrainingEvent, type TrainingMetrics } from './trainer.js';
 
 /** What the queue carries: only the id; everything else is read from SQL (the source of truth). */
@@ -107,9 +111,92 @@ export interface TrainingJobHandlerDeps {
   threads?: number;
   /** onnxruntime execution provider of every training session (DELTAGATE_EXECUTION_PROVIDER); default 'cpu'. */
   executionProvider?: ExecutionProvider;
+  /** SQL progress writes at most this often (ms); always one at every checkpoint and at the end. Default
+   * 1000. Events on the bus go out at every step regardless. */
+  progressWriteIntervalMs?: number;
 }
 
 const MAX_NUMBERING_ATTEMPTS = 8;
+/** Step events waiting for the bus beyond this are dropped (events are snapshots; SQL keeps the record). */
+const MAX_PENDING_PUBLISHES = 100;
+
+interface ProgressSnapshot {
+  progress: TrainingProgress;
+  history: LossPoint[];
+}
+
+/**
+ * Writes a running job's progress to SQL on a clock: the newest snapshot at most once per `intervalMs`
+ * (a write in flight is never queued behind: the newest snapshot replaces any unwritten one), and at once on
+ * `flush()` (checkpoints, the end). So SQL is never more than about one interval plus one write behind the
+ * trainer, however slow a write is, and a slow database cannot make writes pile up.
+ */
+class ProgressWriter {
+  private latest: ProgressSnapshot | null = null;
+  private written: ProgressSnapshot | null = null;
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private lastWriteAt = -Infinity;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly write: (snapshot: ProgressSnapshot) => Promise<void>,
+  ) {}
+
+  offer(snapshot: ProgressSnapshot): void {
+    this.latest = snapshot;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.inFlight !== null || this.latest === this.written) return;
+    const wait = this.lastWriteAt + this.intervalMs - performance.now();
+    if (wait > 0) {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.kick();
+      }, wait);
+      return;
+    }
+    // Due now: write at once (a step may report before a timer delayed by a busy event loop fires).
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.startWrite();
+  }
+
+  private startWrite(): void {
+    const snapshot = this.latest!;
+    this.lastWriteAt = performance.now();
+    this.inFlight = this.write(snapshot).finally(() => {
+      this.inFlight = null;
+      this.written = snapshot;
+      this.kick();
+    });
+  }
+
+  /** Writes the newest snapshot now (after a write in flight) and waits for it. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.inFlight !== null) await this.inFlight;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.latest === null || this.latest === this.written) return;
+    this.startWrite();
+    await this.inFlight;
+  }
+}
+
+/** Flushes progress to SQL after every checkpoint, so SQL never says less than a saved checkpoint. */
+function flushingAtCheckpoints(store: CheckpointStore, flush: () => Promise<void>): CheckpointStore {
+  return {
+    save: async (step: number, files: CheckpointFiles) => {
+      await store.save(step, files);
+      await flush();
+    },
+    loadLatest: () => store.loadLatest(),
+  };
+}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -175,9 +262,32 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
     const local = new AbortController();
     const abort = AbortSignal.any([signal, local.signal]);
     const store = new BlobCheckpointStore(blobs, checkpointPrefix(job.customerId, jobId), { logger: log });
-    let chain: Promise<void> = Promise.resolve();
     let history = running.lossHistory;
     let progress: TrainingProgress | null = running.progress;
+
+    // SQL on a clock (ProgressWriter); the bus gets every step's snapshot, in order, never waiting for SQL.
+    const writer = new ProgressWriter(deps.progressWriteIntervalMs ?? 1000, async (snapshot) => {
+      try {
+        const updated = await repos.trainingJobs.update(jobId, ['RUNNING'], {
+          progress: snapshot.progress,
+          lossHistory: snapshot.history,
+        });
+        if (updated === null) local.abort(new JobCancelledError(jobId));
+      } catch (err) {
+        log.warn({ err }, 'could not record training progress');
+      }
+    });
+    let published: Promise<void> = Promise.resolve();
+    let pendingPublishes = 0;
+    const publishInOrder = (event: TrainingProgressEvent, droppable: boolean): Promise<void> => {
+      if (droppable && pendingPublishes >= MAX_PENDING_PUBLISHES) return published;
+      pendingPublishes++;
+      published = published.then(async () => {
+        await publish(event);
+        pendingPublishes--;
+      });
+      return published;
+    };
 
     const onProgress = (e: TrainingEvent) => {
       if (e.type === 'step') {
@@ -198,19 +308,10 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
         progress = { ...(progress ?? emptyProgress()), evalLoss: e.evalLoss };
         history = history.map((p) => (p.step === e.step ? { ...p, evalLoss: e.evalLoss } : p));
       }
-      const snapshot = { progress, history };
-      chain = chain.then(async () => {
-        try {
-          const updated = await repos.trainingJobs.update(jobId, ['RUNNING'], {
-            progress: snapshot.progress,
-            lossHistory: snapshot.history,
-          });
-          if (updated === null) local.abort(new JobCancelledError(jobId));
-          else await publish(progressEventOf(updated));
-        } catch (err) {
-          log.warn({ err }, 'could not record training progress');
-        }
-      });
+      writer.offer({ progress, history });
+      if (!abort.aborted) {
+        void publishInOrder({ jobId, status: 'RUNNING', ...progress, message: null }, true);
+      }
     };
 
     try {
@@ -237,11 +338,16 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
           threads: deps.threads,
           executionProvider: deps.executionProvider,
         },
-        { onProgress, signal: abort, checkpointStore: store },
+        {
+          onProgress,
+          signal: abort,
+          checkpointStore: flushingAtCheckpoints(store, () => writer.flush()),
+        },
       );
-      await chain;
+      await writer.flush(); // the final step is in SQL before the job can be SUCCEEDED
+      await published;
       if (abort.aborted) throw abort.reason;
-      const version = await registerVersion(
+      const registered = await registerVersion(
         deps,
         job,
         adapter.baseModelId,
@@ -249,17 +355,20 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
         result.metrics,
         log,
       );
-      if (version === null) {
+      if (registered === null) {
         // The job left RUNNING while we registered (cancelled): nothing was kept.
         await finish(jobId, 'CANCELLED', null);
         return;
       }
+      const { version, promotion } = registered;
       await store.clear().catch((err: unknown) => log.warn({ err }, 'could not delete checkpoints'));
       const done = await repos.trainingJobs.findById(ALL, jobId);
-      if (done) await publish(progressEventOf(done, `registered version ${version.version}`));
-      log.info({ versionId: version.id, version: version.version }, 'training job succeeded');
+      const message = `registered version ${version.version}${promotion === null ? '' : `; ${promotion}`}`;
+      if (done) await publish(progressEventOf(done, message));
+      log.info({ versionId: version.id, version: version.version, promotion }, 'training job succeeded');
     } catch (err) {
-      await chain;
+      await writer.flush();
+      await published;
       const reason: unknown = abort.aborted ? abort.reason : null;
       const cancelled =
         (reason as { name?: string } | null)?.name === 'JobCancelledError' ||
@@ -275,13 +384,13 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
       if (reason !== null) throw reason; // worker shutdown or lost lock: the job runs again elsewhere
       if (isBadInput(err)) {
         log.info({ err: errorMessage(err) }, 'training job failed on bad input');
-        await finish(jobId, 'FAILED', errorMessage(err));
+        await finish(jobId, 'FAILED', publicJobError(err)); // the customer sees no server paths
         await dropCheckpoints();
         throw new UnrecoverableJobError(errorMessage(err), { cause: err });
       }
       if (finalAttempt) {
         log.error({ err }, 'training job failed after its last attempt');
-        await finish(jobId, 'FAILED', errorMessage(err));
+        await finish(jobId, 'FAILED', publicJobError(err)); // the customer sees no server paths
         await dropCheckpoints();
         throw new UnrecoverableJobError(errorMessage(err), { cause: err });
       }
@@ -326,7 +435,10 @@ function versionMetrics(m: TrainingMetrics): Record<string, unknown> {
  * Registers the job's result as version N+1 — exactly once: files are written create-only under a fresh
  * number's prefix, then the version row (UNIQUE training_job_id) and the job's SUCCEEDED move happen in one
  * transaction. A second run of the same job finds the first one's row and keeps it; a job that left RUNNING
- * meanwhile (cancelled) rolls back and its files are removed. Returns null in that last case.
+ * meanwhile (cancelled) rolls back and its files are removed. Returns null in that last case. The same
+ * transaction applies the job's `promote` policy to the `production` alias (src/training/promotion.ts),
+ * under the customer's row lock so concurrent registrations promote one at a time; `promotion` says what it
+ * did (null when an earlier run had registered the version).
  */
 async function registerVersion(
   deps: TrainingJobHandlerDeps,
@@ -335,7 +447,7 @@ async function registerVersion(
   adapter: LoraAdapter,
   metrics: TrainingMetrics,
   log: Logger,
-): Promise<AdapterVersion | null> {
+): Promise<{ version: AdapterVersion; promotion: string | null } | null> {
   const { repos, blobs } = deps;
   const existing = await repos.adapterVersions.findByTrainingJob(job.id);
   if (existing) {
@@ -346,7 +458,7 @@ async function registerVersion(
       finishedAt: new Date().toISOString(),
       error: null,
     });
-    return existing;
+    return { version: existing, promotion: null };
   }
   const { adapterConfig, weights } = serializePeftAdapter({ ...adapter, baseModelName: baseModelId });
   const configBytes = Buffer.from(JSON.stringify(adapterConfig, null, 2) + '\n', 'utf8');
@@ -374,7 +486,8 @@ async function registerVersion(
         });
         written.push(prefix + name);
       }
-      const row = await inTransaction(repos.db, async (tx) => {
+      return await inTransaction(repos.db, async (tx) => {
+        await tx.customers.lockForUpdate(job.customerId);
         const v = await tx.adapterVersions.insert({
           id: AdapterVersionsRepository.newId(),
           adapterId: job.adapterId,
@@ -398,9 +511,9 @@ async function registerVersion(
           error: null,
         });
         if (moved === null) throw new JobLeftRunning();
-        return v;
+        const decision = await applyPromotion(tx, job, v);
+        return { version: v, promotion: decision.reason };
       });
-      return row;
     } catch (err) {
       for (const key of written) await blobs.delete(key).catch(() => undefined);
       if (err instanceof JobLeftRunning) return null;

@@ -50,5 +50,11 @@ export type { Dataset, DatasetError, DatasetFormat, DatasetStatus } from './data
 export type { Upload, UploadKind } from './uploads.js';
 export type { Adapter } from './adapters.js';
 export type { AdapterAlias, AdapterVersion, StoredFile } from './adapter-versions.js';
-export type { LossPoint, TrainingJob, TrainingJobStatus, TrainingProgress } from './training-jobs.js';
+export type {
+  LossPoint,
+  PromotePolicy,
+  TrainingJob,
+  TrainingJobStatus,
+  TrainingProgress,
+} from './training-jobs.js';
 export type { Usage } from './usage.js';

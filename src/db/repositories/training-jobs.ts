@@ -13,6 +13,10 @@ import { ALL, inScope, pageById, parseJson, type Page, type PageArgs, type Scope
 export type TrainingJobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 export const TERMINAL_JOB_STATUSES: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
+/** What a successful job does with the adapter's `production` alias (src/training/promotion.ts). */
+export type PromotePolicy = 'ALWAYS' | 'IF_BETTER' | 'NEVER';
+export const PROMOTE_POLICIES: readonly PromotePolicy[] = ['ALWAYS', 'IF_BETTER', 'NEVER'];
+
 export interface TrainingProgress {
   step: number;
   totalSteps: number;
@@ -42,6 +46,7 @@ export interface TrainingJob {
   lossHistory: LossPoint[];
   error: string | null;
   idempotencyKey: string | null;
+  promote: PromotePolicy;
   resultVersionId: string | null;
   attempts: number;
   createdAt: string;
@@ -66,6 +71,9 @@ function toJob(r: Row): TrainingJob {
     lossHistory: parseJson<LossPoint[]>(r.loss_history, []),
     error: r.error,
     idempotencyKey: r.idempotency_key,
+    promote: (PROMOTE_POLICIES as readonly string[]).includes(r.promote)
+      ? (r.promote as PromotePolicy)
+      : 'NEVER',
     resultVersionId: r.result_version_id,
     attempts: Number(r.attempts),
     createdAt: r.created_at,
@@ -88,6 +96,8 @@ export class TrainingJobsRepository {
       validationDatasetId: string | null;
       hyperparameters: Record<string, unknown>;
       idempotencyKey: string | null;
+      /** Default NEVER (rows written without one, as before migration 0003). */
+      promote?: PromotePolicy;
     },
     db: Db = this.db,
   ): Promise<TrainingJob> {
@@ -104,6 +114,7 @@ export class TrainingJobsRepository {
       loss_history: '[]',
       error: null,
       idempotency_key: input.idempotencyKey,
+      promote: input.promote ?? 'NEVER',
       result_version_id: null,
       attempts: 0,
       created_at: now,

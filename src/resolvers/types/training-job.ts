@@ -73,6 +73,9 @@ export class TrainingJobType {
   @Field(() => String, { nullable: true })
   idempotencyKey!: string | null;
 
+  @Field(() => PromotePolicyEnum, { description: 'What success does with the `production` alias.' })
+  promote!: keyof typeof PromotePolicyEnum;
+
   @Field(() => DateTimeScalar)
   createdAt!: string;
 
@@ -101,6 +104,21 @@ export class TrainingJobProgressType extends TrainingProgressType {
   @Field(() => String, { nullable: true })
   message!: string | null;
 }
+
+export const PromotePolicyEnum = { ALWAYS: 'ALWAYS', IF_BETTER: 'IF_BETTER', NEVER: 'NEVER' } as const;
+registerEnumType(PromotePolicyEnum, {
+  name: 'PromotePolicy',
+  description:
+    "What a successful job does with the adapter's `production` alias, which the bare adapter name serves.",
+  valuesConfig: {
+    ALWAYS: { description: 'Point `production` at the new version.' },
+    IF_BETTER: {
+      description:
+        'Point `production` at the new version only if its held-out eval loss is lower than that of the version the name serves now (or the adapter had no version); otherwise keep serving that one. The default.',
+    },
+    NEVER: { description: 'Leave aliases alone.' },
+  },
+});
 
 export const QuantizationEnum = { NF4: 'NF4', INT4: 'INT4', NONE: 'NONE' } as const;
 registerEnumType(QuantizationEnum, {
@@ -173,7 +191,14 @@ export class StartTrainingInput {
 
   @Field(() => String, {
     nullable: true,
-    description: 'The same key (per customer) answers the same job however often it is sent.',
+    description:
+      'The same key (per customer) answers the same job however often it is sent; the same key with a different input is CONFLICT.',
   })
   idempotencyKey?: string | null;
+
+  @Field(() => PromotePolicyEnum, {
+    nullable: true,
+    description: 'What success does with the `production` alias (default IF_BETTER).',
+  })
+  promote?: keyof typeof PromotePolicyEnum | null;
 }
