@@ -4,6 +4,7 @@
  * `adapterVersionPrefix` (create-only writes) and registers version max+1, retrying on a lost race.
  * `deleteVersion` refuses a version an alias points at (move the alias first), so `production` never dangles.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterAlias, AdapterVersion, StoredFile } from '../db/repositories/adapter-versions.js';
@@ -15,13 +16,24 @@ import { isIdOf } from '../db/ids.js';
 import { parsePeftAdapter } from '../engine/formats/peft.js';
 import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.js';
-import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
+import {
+  BadInputError,
+  ConflictError,
+  DeltagateError,
+  NotFoundError,
+  QuotaExceededError,
+} from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModelRegistry } from './base-models.js';
+import { KeyedMutex, Semaphore } from './semaphore.js';
 import { ADAPTER_NAME_RE, validateAdapterName, validateAliasName, validateSizeBytes } from './validation.js';
 
 export interface AdapterLimits {
   maxAdapterBytes: number;
+  /** Imports this process validates and stores at once (each holds its weights in memory). Default 2. */
+  concurrentImports?: number;
+  /** Imports allowed to wait for their turn; one more is RATE_LIMITED. Default 256. */
+  queuedImports?: number;
 }
 
 export interface ImportAdapterVersionInput {
@@ -45,14 +57,36 @@ export const DOWNLOAD_URL_SECONDS = 3600;
 /** Pinned adapters per customer (each holds host memory and a batch slot in every gateway process). */
 export const MAX_PINNED_ADAPTERS = 4;
 
+/** A stored adapter file whose bytes no longer hash to what was registered (or that is gone): not served. */
+export class AdapterFileIntegrityError extends DeltagateError {
+  constructor(versionId: string, file: string, why: string) {
+    super(
+      'INTERNAL_SERVER_ERROR',
+      `adapter version ${versionId}: ${file} failed its SHA-256 check (${why}); refusing to serve it`,
+      { details: { versionId, file } },
+    );
+  }
+}
+
 export class AdaptersService {
+  /** Concurrent imports wait their turn (bounded); RATE_LIMITED only past `queuedImports` waiting. */
+  private readonly importGate: Semaphore;
+  /** Numbering and writing a new version: one import per adapter at a time in this process. */
+  private readonly numbering = new KeyedMutex();
+
   constructor(
     private readonly repos: Repositories,
     private readonly blobs: BlobStore,
     private readonly baseModels: BaseModelRegistry,
     private readonly limits: AdapterLimits,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.importGate = new Semaphore(
+      limits.concurrentImports ?? 2,
+      limits.queuedImports ?? 256,
+      'too many adapter imports at once',
+    );
+  }
 
   // --- adapters ---
 
@@ -151,12 +185,46 @@ export class AdaptersService {
     return this.repos.adapterVersions.listAliases(scopeOf(actor), adapterIds);
   }
 
-  /** A presigned GET of the version's adapter_model.safetensors. */
+  /**
+   * A presigned GET of the version's adapter_model.safetensors — only after the stored file is read and its
+   * SHA-256 matches the one recorded at registration (a corrupted or missing file is refused, logged, and
+   * never handed out). Reading costs one pass over the file (at most DELTAGATE_MAX_ADAPTER_BYTES), streamed.
+   */
   async downloadUrl(actor: Actor, version: AdapterVersion): Promise<{ url: string; expiresAt: Date }> {
     scopeOf(actor);
-    return this.blobs.presignGet(version.blobPrefix + ADAPTER_FILES.weights, {
-      expiresInSeconds: DOWNLOAD_URL_SECONDS,
-    });
+    const key = version.blobPrefix + ADAPTER_FILES.weights;
+    await this.verifyStoredWeights(version, key);
+    return this.blobs.presignGet(key, { expiresInSeconds: DOWNLOAD_URL_SECONDS });
+  }
+
+  private async verifyStoredWeights(version: AdapterVersion, key: string): Promise<void> {
+    const refuse = (why: string): never => {
+      const err = new AdapterFileIntegrityError(version.id, ADAPTER_FILES.weights, why);
+      this.logger.error({ versionId: version.id, key, why }, err.message);
+      throw err;
+    };
+    const recorded = version.files.find((f) => f.name === ADAPTER_FILES.weights)?.sha256 ?? version.sha256;
+    if (recorded !== version.sha256) refuse('the recorded checksums disagree');
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.blobs.stream(key);
+    } catch (err) {
+      if (err instanceof NotFoundError) return refuse('the file is missing');
+      throw err;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of stream as AsyncIterable<Uint8Array | string>) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += bytes.byteLength;
+      if (size > version.sizeBytes) {
+        (stream as { destroy?: () => void }).destroy?.();
+        return refuse(`larger than the ${version.sizeBytes} bytes registered`);
+      }
+      hash.update(bytes);
+    }
+    if (size !== version.sizeBytes) refuse(`${size} bytes stored, ${version.sizeBytes} registered`);
+    if (hash.digest('hex') !== recorded) refuse('the bytes changed');
   }
 
   /** A presigned PUT for adapter weights too large to send inline; pass the id to `importVersion`. */
@@ -184,9 +252,16 @@ export class AdaptersService {
 
   /**
    * Import a PEFT adapter as the next version. Everything is validated before anything is written; a
-   * failure after the first write removes what this call wrote (never another call's files).
+   * failure after the first write removes what this call wrote (never another call's files). Imports run
+   * `concurrentImports` at a time per process; the rest wait their turn (RATE_LIMITED only when
+   * `queuedImports` already wait), and imports of one adapter number their versions one after another.
    */
   async importVersion(actor: Actor, input: ImportAdapterVersionInput): Promise<AdapterVersion> {
+    requireCustomer(actor);
+    return this.importGate.run(() => this.importNow(actor, input));
+  }
+
+  private async importNow(actor: Actor, input: ImportAdapterVersionInput): Promise<AdapterVersion> {
     const { customerId } = requireCustomer(actor);
     const scope = scopeOf(actor);
     const adapter = await this.repos.adapters.findById(scope, input.adapterId);
@@ -220,8 +295,24 @@ export class AdaptersService {
       { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: sha256Hex(weights) },
     ];
 
+    return this.numbering.run(adapter.id, () =>
+      this.storeNextVersion(customerId, scope, adapter, parsed, configBytes, weights, files, uploadId),
+    );
+  }
+
+  /** Writes the files under the next free number and registers it; another process may race (retried). */
+  private async storeNextVersion(
+    customerId: string,
+    scope: Scope,
+    adapter: Adapter,
+    parsed: { rank: number; alpha: number; targetModules: readonly string[] },
+    configBytes: Uint8Array,
+    weights: Uint8Array,
+    files: StoredFile[],
+    uploadId: string | null,
+  ): Promise<AdapterVersion> {
     let version = await this.repos.adapterVersions.nextVersionNumber(adapter.id);
-    for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt++, version++) {
+    for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt++) {
       const prefix = adapterVersionPrefix(customerId, adapter.id, version);
       let wrote = false;
       try {
@@ -260,10 +351,11 @@ export class AdaptersService {
           await this.blobs.delete(uploadKey(customerId, uploadId)).catch(() => undefined);
         return row;
       } catch (err) {
-        if (err instanceof BlobExistsError && !wrote) continue;
-        await this.removePrefix(prefix, wrote);
-        if (err instanceof BlobExistsError || isUniqueViolation(err)) continue;
-        throw err;
+        const lost = err instanceof BlobExistsError || isUniqueViolation(err);
+        if (!(err instanceof BlobExistsError && !wrote)) await this.removePrefix(prefix, wrote);
+        if (!lost) throw err;
+        // Another process took this number: go past it and past whatever it registered meanwhile.
+        version = Math.max(version + 1, await this.repos.adapterVersions.nextVersionNumber(adapter.id));
       }
     }
     throw new ConflictError(
