@@ -125,7 +125,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
     baseModels,
     limits: config.limits,
     adminKey: adminKey.key,
-    countTokens: tokenizer ? (text) => tokenizer.encode(text, { addBos: false }).length : null,
+    countTokens: tokenizer ? (text) => tokenizer.countTokens(text) : null,
     logger,
     executionProvider: config.executionProvider,
     training: { queue, bus, threads: training.threads },

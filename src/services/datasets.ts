@@ -4,15 +4,17 @@
  * half-written: the blob goes first, then the row in a transaction, and the blob is removed if the row
  * fails. JSONL parsing is src/training/dataset-rows.ts; key layout src/storage/keys.ts.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Dataset, DatasetError, DatasetFormat } from '../db/repositories/datasets.js';
 import { inTransaction, type Page, type Repositories } from '../db/repositories/index.js';
 import { UploadsRepository } from '../db/repositories/uploads.js';
 import { newId } from '../db/ids.js';
-import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
+import type { BlobStore } from '../storage/blob-store.js';
 import { datasetKey, datasetPrefix } from '../storage/keys.js';
-import { validateDataset, type DatasetRow } from '../training/dataset-rows.js';
+import { validateDatasetAsync, type DatasetRow } from '../training/dataset-rows.js';
 import { BadInputError, ConflictError, NotFoundError } from '../shared/errors.js';
+import { TimeSlice } from '../shared/time-slice.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import { validateLabel, validateSizeBytes } from './validation.js';
 
@@ -23,7 +25,11 @@ export interface DatasetLimits {
   maxInlineDatasetBytes: number;
 }
 
-/** Counts tokens of one text with the built-in tokenizer (no BOS); null when no tokenizer is available. */
+/**
+ * Counts tokens of one text with the built-in tokenizer (no BOS); null when no tokenizer is available. Called
+ * once per text field of every row, between event-loop slices: it must be linear and fast (the built-in
+ * tokenizer's `countTokens` is: src/engine/formats/tokenizer.ts).
+ */
 export type TokenCounter = (text: string) => number;
 
 export interface DatasetUploadTicket {
@@ -60,7 +66,10 @@ export class DatasetsService {
     return this.repos.datasets.list(scopeOf(actor), { first, after });
   }
 
-  /** Inline upload: validated synchronously; INVALID datasets are recorded (with errors) but keep no blob. */
+  /**
+   * Inline upload: validated at once (in event-loop slices: other requests keep running); INVALID datasets
+   * are recorded (with errors) but keep no blob.
+   */
   async upload(
     actor: Actor,
     input: { name: string; content: string; format: DatasetFormat },
@@ -68,15 +77,20 @@ export class DatasetsService {
     const { customerId } = requireCustomer(actor);
     const name = validateLabel(input.name, 'dataset name');
     checkFormat(input.format);
-    const bytes = Buffer.from(input.content, 'utf8');
-    if (bytes.byteLength > this.limits.maxInlineDatasetBytes) {
-      throw new BadInputError(
-        `inline dataset is ${bytes.byteLength} bytes, over the limit of ${this.limits.maxInlineDatasetBytes}; use createDatasetUpload for larger files`,
+    const tooLarge = (size: number) =>
+      new BadInputError(
+        `inline dataset is ${size} bytes, over the limit of ${this.limits.maxInlineDatasetBytes}; use createDatasetUpload for larger files`,
       );
-    }
+    // Every UTF-16 unit is at least one UTF-8 byte: a string this long is too large without encoding it.
+    if (input.content.length > this.limits.maxInlineDatasetBytes) throw tooLarge(input.content.length);
+    // Parsing the request already took its time on the event loop: let others run before our own work.
+    const slice = new TimeSlice();
+    await slice.pause();
+    const bytes = await utf8InSlices(input.content, slice);
+    if (bytes.byteLength > this.limits.maxInlineDatasetBytes) throw tooLarge(bytes.byteLength);
     const id = newId('dataset');
     const blobKey = datasetKey(customerId, id);
-    const result = this.validate(bytes, input.format);
+    const result = await this.validate(bytes, input.format, slice);
     if (result.status === 'READY')
       await this.blobs.put(blobKey, bytes, { ifNoneMatch: true, sha256: result.sha256 });
     try {
@@ -178,7 +192,7 @@ export class DatasetsService {
           ],
         };
       } else {
-        result = this.validate(await this.blobs.get(ds.blobKey), ds.format);
+        result = await this.validate(await this.blobs.get(ds.blobKey), ds.format);
       }
       if (result.status === 'INVALID') await this.removeBlobs(ds.customerId, ds.id);
       const done = await inTransaction(this.repos.db, async (tx) => {
@@ -217,9 +231,28 @@ export class DatasetsService {
     return true;
   }
 
-  private validate(bytes: Uint8Array, format: DatasetFormat): ValidationResult {
-    const v = validateDataset(bytes, format, { maxBytes: this.limits.maxDatasetBytes });
-    const sha256 = sha256Hex(bytes);
+  /**
+   * Validation, token count and SHA-256 in one pass of linear work, paused every slice (8 ms) so the event
+   * loop never waits on a large dataset (the presigned path takes up to DELTAGATE_MAX_DATASET_BYTES).
+   */
+  private async validate(
+    bytes: Uint8Array,
+    format: DatasetFormat,
+    slice = new TimeSlice(),
+  ): Promise<ValidationResult> {
+    const count = this.countTokens;
+    let tokens = 0;
+    const v = await validateDatasetAsync(
+      bytes,
+      format,
+      { maxBytes: this.limits.maxDatasetBytes },
+      {
+        slice,
+        keepRows: false,
+        ...(count === null ? {} : { onRow: (row: DatasetRow) => (tokens += rowTokens(row, count)) }),
+      },
+    );
+    const sha256 = await sha256InSlices(bytes, slice);
     if (!v.ok) {
       return { status: 'INVALID', rowCount: v.rowCount, sizeBytes: v.sizeBytes, sha256, errors: v.errors };
     }
@@ -237,20 +270,9 @@ export class DatasetsService {
       rowCount: v.rowCount,
       sizeBytes: v.sizeBytes,
       sha256,
-      tokenCount: this.tokenCount(v.rows),
+      tokenCount: count === null ? null : tokens,
       errors: [],
     };
-  }
-
-  private tokenCount(rows: DatasetRow[]): number | null {
-    if (this.countTokens === null) return null;
-    let n = 0;
-    for (const row of rows) {
-      if ('text' in row) n += this.countTokens(row.text);
-      else if ('messages' in row) for (const m of row.messages) n += this.countTokens(m.content);
-      else n += this.countTokens(row.prompt) + this.countTokens(row.completion);
-    }
-    return n;
   }
 
   private async removeBlobs(customerId: string, datasetId: string): Promise<void> {
@@ -271,6 +293,56 @@ type ValidationResult = {
   tokenCount?: number | null;
   errors: DatasetError[];
 };
+
+/** The tokens of a row's text fields (prompt + completion, every message's content, or the text). */
+function rowTokens(row: DatasetRow, count: TokenCounter): number {
+  if ('text' in row) return count(row.text);
+  if ('messages' in row) {
+    let n = 0;
+    for (const m of row.messages) n += count(m.content);
+    return n;
+  }
+  return count(row.prompt) + count(row.completion);
+}
+
+/**
+ * `Buffer.from(text, 'utf8')` in steps of 256 Ki characters (never splitting a surrogate pair), pausing when
+ * the slice is used up: one pass to size the buffer, one to fill it.
+ */
+async function utf8InSlices(text: string, slice: TimeSlice): Promise<Uint8Array> {
+  const STEP = 256 * 1024;
+  const ends: number[] = [];
+  for (let at = 0; at < text.length;) {
+    let end = Math.min(at + STEP, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    ends.push(end);
+    at = end;
+  }
+  let size = 0;
+  for (let i = 0, at = 0; i < ends.length; at = ends[i++]!) {
+    size += Buffer.byteLength(text.slice(at, ends[i]), 'utf8');
+    await slice.maybePause();
+  }
+  const out = Buffer.allocUnsafe(size);
+  let written = 0;
+  for (let i = 0, at = 0; i < ends.length; at = ends[i++]!) {
+    written += out.write(text.slice(at, ends[i]), written, 'utf8');
+    await slice.maybePause();
+  }
+  return out;
+}
+
+/** SHA-256 (hex) of `bytes`, 1 MiB at a time, pausing when the slice is used up. */
+async function sha256InSlices(bytes: Uint8Array, slice: TimeSlice): Promise<string> {
+  const hash = createHash('sha256');
+  const CHUNK = 1024 * 1024;
+  for (let at = 0; at < bytes.byteLength; at += CHUNK) {
+    hash.update(bytes.subarray(at, Math.min(at + CHUNK, bytes.byteLength)));
+    await slice.maybePause();
+  }
+  return hash.digest('hex');
+}
 
 function checkFormat(format: string): asserts format is DatasetFormat {
   if (!DATASET_FORMATS.includes(format as DatasetFormat)) {

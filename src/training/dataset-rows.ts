@@ -1,9 +1,12 @@
 /**
  * Validation of the three JSONL dataset formats (PROMPT_COMPLETION, CHAT, TEXT) into typed rows with
- * 1-based, line-numbered errors. Pure and streaming over the bytes (no whole-file decode), so it stays
- * fast on the 100 MB limit. Not tokenization or chat templating: those live with the trainer in
- * `src/training/`; storing datasets and their status is `src/services/`.
+ * 1-based, line-numbered errors. Pure and streaming over the bytes (no whole-file decode), linear in the
+ * size, so it stays fast on the 100 MB limit; `validateDatasetAsync` runs the same steps in event-loop
+ * slices. Not tokenization or chat templating: those live with the trainer in `src/training/`; storing
+ * datasets and their status is `src/services/`.
  */
+import { TimeSlice } from '../shared/time-slice.js';
+
 export type DatasetFormat = 'PROMPT_COMPLETION' | 'CHAT' | 'TEXT';
 export const DATASET_FORMATS: readonly DatasetFormat[] = ['PROMPT_COMPLETION', 'CHAT', 'TEXT'];
 
@@ -136,16 +139,63 @@ function isBlank(bytes: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
+/** What the async validator does with valid rows besides returning them. */
+export interface DatasetRowSink {
+  /** Called for every valid row, in order (also when a later line turns out invalid). */
+  onRow?: (row: DatasetRow) => void;
+  /** Keep the rows for the result (default true); false when `onRow` is all the caller needs. */
+  keepRows?: boolean;
+}
+
+/** Bytes of input between the validator's pause points (a few hundred microseconds of work). */
+const STEP_BYTES = 64 * 1024;
+
 /**
  * Validates a JSONL dataset. Blank lines are skipped (they keep their number for later errors); a UTF-8 BOM
- * and CRLF line ends are accepted. Rows are returned only when `ok`.
+ * and CRLF line ends are accepted. Rows are returned only when `ok`. Synchronous: for a request handler, use
+ * `validateDatasetAsync`, which does the same work in slices that yield to the event loop.
  */
 export function validateDataset(
   content: Uint8Array | string,
   format: DatasetFormat,
   limits: DatasetLimits = {},
 ): DatasetValidation {
+  const steps = validationSteps(content, format, limits, {});
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * `validateDataset` that never holds the event loop longer than one slice (`slice`, default 8 ms): linear
+ * work, paused every 64 KiB of input when the slice is used up. A single line is at most `maxLineBytes`
+ * (4 MiB), so no step is long. `sink.onRow` sees each valid row as it is parsed (e.g. to count tokens).
+ */
+export async function validateDatasetAsync(
+  content: Uint8Array | string,
+  format: DatasetFormat,
+  limits: DatasetLimits = {},
+  sink: DatasetRowSink & { slice?: TimeSlice } = {},
+): Promise<DatasetValidation> {
+  const slice = sink.slice ?? new TimeSlice();
+  const steps = validationSteps(content, format, limits, sink);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await slice.maybePause();
+  }
+}
+
+/** The validator as a generator: it yields between lines, every STEP_BYTES of input; returns the result. */
+function* validationSteps(
+  content: Uint8Array | string,
+  format: DatasetFormat,
+  limits: DatasetLimits,
+  sink: DatasetRowSink,
+): Generator<void, DatasetValidation, void> {
   const { maxBytes, maxLineBytes, maxErrors } = { ...DEFAULT_DATASET_LIMITS, ...limits };
+  const keepRows = sink.keepRows ?? true;
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
   const sizeBytes = bytes.byteLength;
   const errors: DatasetError[] = [];
@@ -172,7 +222,12 @@ export function validateDataset(
   const rows: DatasetRow[] = [];
   let rowCount = 0;
   let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  let stepEnd = start + STEP_BYTES;
   for (let line = 1; start < sizeBytes; line++) {
+    if (start >= stepEnd) {
+      yield;
+      stepEnd = start + STEP_BYTES;
+    }
     let end = bytes.indexOf(NEWLINE, start);
     if (end === -1) end = sizeBytes;
     const next = end + 1;
@@ -207,7 +262,8 @@ export function validateDataset(
       continue;
     }
     rowCount++;
-    if (errors.length === 0) rows.push(checked.row);
+    sink.onRow?.(checked.row);
+    if (errors.length === 0 && keepRows) rows.push(checked.row);
   }
   if (rowCount === 0 && errors.length === 0) report(0, 'dataset has no rows');
   return done(rows, rowCount);

@@ -20,6 +20,13 @@ export interface TextTokenizer {
    * sequence (a character split across byte tokens) decodes to U+FFFD, so a streamer can hold it back.
    */
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
+  /**
+   * `encode(text, { addBos: false, parseSpecial }).length`, exactly, without building the ids. Linear and
+   * allocation-free for byte-level vocabularies (the built-in model's: one token per UTF-8 byte, plus one per
+   * added token matched in the text), where the library's encode costs microseconds per character; other
+   * tokenizers count by encoding.
+   */
+  countTokens(text: string, opts?: { parseSpecial?: boolean }): number;
   bosTokenId: number | null;
   eosTokenIds: number[];
   addBosToken: boolean;
@@ -84,6 +91,93 @@ function plainTokenizer(
   );
 }
 
+/** An added token the library's splitter matches in text: its content and that content's UTF-8 length. */
+interface MatchedToken {
+  content: string;
+  bytes: number;
+}
+
+/**
+ * The exact token count of a byte-level BPE — no merges, byte fallback for every byte, no normalizer,
+ * pre-tokenizer or post-processor — or null for any other tokenizer. @huggingface/tokenizers then splits
+ * the text on added tokens (at each position the longest one starting there, left to right), and maps every
+ * other character to its UTF-8 bytes' `<0xNN>` pieces (a lone surrogate to U+FFFD's three). So the count is
+ * the text's UTF-8 length, minus each matched added token's bytes, plus one per match. A vocabulary entry
+ * that is one non-ASCII character would be a single token instead of its bytes: such a tokenizer is not
+ * counted this way. test/engine/formats/tokenizer-count.test.ts checks this against the library.
+ */
+function byteLevelCounter(
+  tokenizerJson: Record<string, unknown>,
+  tokenizerConfig: Record<string, unknown>,
+): ((text: string, parseSpecial: boolean) => number) | null {
+  const model = tokenizerJson.model as Record<string, unknown> | null | undefined;
+  const absent = (v: unknown) => v === null || v === undefined;
+  if (
+    typeof model !== 'object' ||
+    model === null ||
+    model.type !== 'BPE' ||
+    !Array.isArray(model.merges) ||
+    model.merges.length !== 0 ||
+    model.byte_fallback !== true ||
+    !absent(model.dropout) ||
+    !absent(model.end_of_word_suffix) ||
+    !absent(model.continuing_subword_suffix) ||
+    !absent(tokenizerJson.normalizer) ||
+    !absent(tokenizerJson.pre_tokenizer) ||
+    !absent(tokenizerJson.post_processor) ||
+    tokenizerConfig.remove_space === true ||
+    tokenizerConfig.do_lowercase_and_remove_accent === true
+  ) {
+    return null;
+  }
+  const vocab = model.vocab;
+  if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) return null;
+  for (let b = 0; b < 256; b++) {
+    if (!Object.hasOwn(vocab, `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)) return null;
+  }
+  for (const piece of Object.keys(vocab)) {
+    const first = piece.codePointAt(0);
+    if (first !== undefined && first > 0x7f && piece.length === String.fromCodePoint(first).length)
+      return null;
+  }
+  const all: MatchedToken[] = [];
+  const plain: MatchedToken[] = [];
+  const added = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as unknown[]) : [];
+  for (const t of added) {
+    const tok = t as { content?: unknown; special?: unknown; lstrip?: unknown; rstrip?: unknown };
+    if (typeof tok.content !== 'string' || tok.content === '') return null;
+    if (tok.lstrip === true || tok.rstrip === true) return null; // they trim the neighbouring text
+    const m = { content: tok.content, bytes: Buffer.byteLength(tok.content, 'utf8') };
+    all.push(m);
+    if (tok.special !== true) plain.push(m);
+  }
+  const counterFor = (tokens: MatchedToken[]) => {
+    // Longest first, so the first hit at a position is the splitter's (longest) match.
+    const sorted = [...tokens].sort((a, b) => b.content.length - a.content.length);
+    const firsts = new Set(sorted.map((t) => t.content.charCodeAt(0)));
+    const only = firsts.size === 1 ? sorted[0]!.content[0]! : null;
+    return (text: string): number => {
+      let n = Buffer.byteLength(text, 'utf8');
+      if (sorted.length === 0) return n;
+      let i = only === null ? 0 : text.indexOf(only);
+      while (i !== -1 && i < text.length) {
+        let hit: MatchedToken | undefined;
+        if (firsts.has(text.charCodeAt(i))) hit = sorted.find((t) => text.startsWith(t.content, i));
+        if (hit === undefined) i++;
+        else {
+          n += 1 - hit.bytes;
+          i += hit.content.length;
+        }
+        if (only !== null) i = text.indexOf(only, i);
+      }
+      return n;
+    };
+  };
+  const countAll = counterFor(all);
+  const countPlain = counterFor(plain);
+  return (text, parseSpecial) => (parseSpecial ? countAll(text) : countPlain(text));
+}
+
 /**
  * Build a tokenizer from the decoded `tokenizer.json` and `tokenizer_config.json` objects.
  * `modelConfig` (config.json, optional) supplies bos/eos ids when the tokenizer config names none.
@@ -129,8 +223,9 @@ export function createTokenizer(
   for (const id of tk.get_vocab(true).values()) if (id > maxId) maxId = id;
   const cleanUp = tokenizerConfig.clean_up_tokenization_spaces === true;
   let plain: Tokenizer | null = null;
+  const byteCount = byteLevelCounter(tokenizerJson, tokenizerConfig);
 
-  return {
+  const tokenizer: TextTokenizer = {
     bosTokenId,
     eosTokenIds: [...eos],
     addBosToken,
@@ -151,7 +246,13 @@ export function createTokenizer(
         clean_up_tokenization_spaces: cleanUp,
       });
     },
+    countTokens(text: string, opts?: { parseSpecial?: boolean }): number {
+      const parseSpecial = opts?.parseSpecial ?? true;
+      if (byteCount !== null) return byteCount(text, parseSpecial);
+      return tokenizer.encode(text, { addBos: false, parseSpecial }).length;
+    },
   };
+  return tokenizer;
 }
 
 /** The tokenizer of a model directory, or null when it has no `tokenizer.json` (e.g. stories260k). */
