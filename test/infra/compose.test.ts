@@ -2,7 +2,9 @@
  * infra/ checked without a Docker engine: the compose file parses (test/infra/mini-yaml.ts), has the dev stack
  * RELIABILITY.md asks for (MinIO + bucket init, Redis noeviction + AOF, PostgreSQL, api + worker), and every
  * DELTAGATE_* variable it sets is one `src/config.ts` knows and validates — with the hosts, credentials and
- * bucket agreeing across services. Also the Dockerfile and .ci/run essentials.
+ * bucket agreeing across services. Also the Dockerfile and .ci/run essentials, and the install: no
+ * onnxruntime CUDA download (allowScripts for npm 11, ONNXRUNTIME_NODE_INSTALL=skip for any npm) and no
+ * project .npmrc key npm does not know (npm 11 warns about one on every command).
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -133,8 +135,31 @@ describe('infra/Dockerfile and .ci/run', () => {
   it('builds on node 20 with npm ci, skipping the onnxruntime download', () => {
     const docker = read('infra/Dockerfile');
     expect(docker).toMatch(/^FROM node:20/m);
-    expect(docker).toMatch(/npm ci --onnxruntime-node-install=skip/);
+    expect(docker).toMatch(/^ENV ONNXRUNTIME_NODE_INSTALL=skip$/m);
+    expect(docker).toMatch(/^RUN npm ci\b/m);
+    expect(docker).not.toMatch(/\.npmrc/);
     expect(docker).toMatch(/ENTRYPOINT \["node", "bin\/deltagate.js"\]/);
+  });
+
+  it('npm skips the onnxruntime CUDA download with no config key npm does not know', () => {
+    // npm 11 warns 'Unknown project config "onnxruntime-node-install"' on every command for such a key.
+    expect(existsSync(new URL('.npmrc', root))).toBe(false);
+    const pkg = JSON.parse(read('package.json')) as { allowScripts?: Record<string, boolean> };
+    const lock = JSON.parse(read('package-lock.json')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    // Every dependency with an install script is reviewed (else npm 11 warns), onnxruntime-node's denied.
+    const withScripts = new Set(
+      Object.entries(lock.packages)
+        .filter(([, p]) => p.hasInstallScript)
+        .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+    );
+    expect(Object.keys(pkg.allowScripts ?? {}).sort()).toEqual([...withScripts].sort());
+    expect(Object.entries(pkg.allowScripts ?? {}).filter(([, allowed]) => !allowed)).toEqual([
+      ['onnxruntime-node', false],
+    ]);
+    // npm versions without allowScripts (npm 10 ships with Node 20): the package's own switch.
+    expect(read('.ci/run')).toMatch(/^export ONNXRUNTIME_NODE_INSTALL=skip$/m);
   });
 
   it(".ci/run is executable, installs with npm ci and runs README's test command", () => {
