@@ -1,8 +1,8 @@
 /**
  * The ONLY module that imports onnxruntime-node. Wraps an InferenceSession behind HostTensor feeds/fetches,
  * session options from config (threads, execution providers: 'cpu' by default, 'cuda' as a switch for a GPU
- * deployment installed with `--onnxruntime-node-install=cuda12`), and pre-allocated outputs (the decode
- * loop's in-place buffers). Graph → bytes is ./emit.ts.
+ * deployment with the CUDA provider libraries installed, docs/OPERATIONS.md), and pre-allocated outputs (the
+ * decode loop's in-place buffers). Graph → bytes is ./emit.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
