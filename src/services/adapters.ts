@@ -26,7 +26,13 @@ import {
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModelRegistry } from './base-models.js';
 import { KeyedMutex, Semaphore } from './semaphore.js';
-import { ADAPTER_NAME_RE, validateAdapterName, validateAliasName, validateSizeBytes } from './validation.js';
+import {
+  ADAPTER_NAME_RE,
+  decodeStrictBase64,
+  validateAdapterName,
+  validateAliasName,
+  validateSizeBytes,
+} from './validation.js';
 
 export interface AdapterLimits {
   maxAdapterBytes: number;
@@ -51,7 +57,6 @@ export interface UploadTicket {
 }
 
 const MAX_NUMBERING_ATTEMPTS = 8;
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 export const DOWNLOAD_URL_SECONDS = 3600;
 
 /** Pinned adapters per customer (each holds host memory and a batch slot in every gateway process). */
@@ -273,7 +278,7 @@ export class AdaptersService {
     let weights: Uint8Array;
     let uploadId: string | null = null;
     if (hasInline) {
-      weights = decodeBase64(input.weightsBase64!, this.limits.maxAdapterBytes);
+      weights = decodeStrictBase64(input.weightsBase64!, this.limits.maxAdapterBytes);
     } else {
       const upload = await this.repos.uploads.findById(scope, input.uploadId!);
       if (upload === null || upload.kind !== 'ADAPTER_WEIGHTS')
@@ -458,20 +463,4 @@ export class AdaptersService {
       this.logger.warn({ err, prefix }, 'could not remove adapter version files');
     }
   }
-}
-
-/** Strict base64: Buffer.from silently skips bad characters, which would turn garbage into "valid" weights. */
-function decodeBase64(text: string, maxBytes: number): Uint8Array {
-  const compact = text.replace(/\s+/g, '');
-  if (compact.length > Math.ceil(maxBytes / 3) * 4 + 4) {
-    throw new BadInputError(`adapter weights are larger than the limit of ${maxBytes} bytes`);
-  }
-  if (compact.length % 4 !== 0 || !BASE64_RE.test(compact)) {
-    throw new BadInputError('weightsBase64 is not valid base64');
-  }
-  const bytes = Buffer.from(compact, 'base64');
-  if (bytes.byteLength === 0) throw new BadInputError('weightsBase64 is empty');
-  if (bytes.byteLength > maxBytes)
-    throw new BadInputError(`adapter weights are larger than the limit of ${maxBytes} bytes`);
-  return bytes;
 }
