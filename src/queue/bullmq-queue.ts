@@ -446,7 +446,8 @@ class BullMqWorker<P> implements JobWorker {
       if (!(await settlesWithin(closing, timeoutMs))) {
         this.log.warn({ running: [...this.active.keys()] }, 'worker close timed out; aborting running jobs');
         for (const jobId of this.active.keys()) this.abort(jobId, new WorkerShutdownError());
-        if (!(await settlesWithin(closing, ABORT_GRACE_MS))) await worker.disconnect().catch(() => undefined);
+        // Bounded: with Redis down a disconnect could wait for ever.
+        if (!(await settlesWithin(closing, ABORT_GRACE_MS))) await settlesWithin(worker.disconnect(), 2000);
       }
     }
     this.subscriber.disconnect();

@@ -176,7 +176,7 @@ export interface TrainingRunnerDeps {
   threads?: number;
   /** onnxruntime execution provider of the training sessions (DELTAGATE_EXECUTION_PROVIDER); default 'cpu'. */
   executionProvider?: ExecutionProvider;
-  /** First delay before enqueueing again what the queue refused (Redis down); doubles up to 30 s. Default 1 s. */
+  /** First delay before enqueueing again what the queue refused (Redis down); doubles up to 5 s. Default 1 s. */
   enqueueRetryMs?: number;
   /** `trainingJobProgress` reads SQL this often while the bus is not live or silent (Redis down). Default 1 s. */
   progressPollMs?: number;
@@ -197,7 +197,9 @@ export interface WorkerReadiness {
   reason: string | null;
 }
 
-const MAX_ENQUEUE_RETRY_MS = 30_000;
+/** Retries of a failed enqueue back off up to this; a call against a Redis known to be down costs nothing
+ * (the producer fails fast), so the bound is about how soon a job starts once Redis is back. */
+const MAX_ENQUEUE_RETRY_MS = 5_000;
 
 export class TrainingRunner {
   private readonly attempts: number;
@@ -268,7 +270,9 @@ export class TrainingRunner {
       if (was === 'unreachable') logger.info('training worker: Redis is reachable again');
       // Until startWorker resolves, the worker is connected but not yet taking jobs.
       this.setReadiness(this.workers.length > 0 ? 'ready' : 'connecting', null);
-      // Whatever could not be enqueued during the outage goes now.
+      // Whatever could not be enqueued during the outage goes now (and soon again, should the producer's
+      // own connection come back a moment later than the worker's).
+      this.retryDelayMs = this.deps.enqueueRetryMs ?? 1000;
       if (this.unqueued.size > 0 || this.reconcileOwed) this.scheduleRetry(0);
     } else {
       this.setReadiness(state, this.readiness.reason);

@@ -64,6 +64,7 @@ export class TestRedisServer {
     const child = this.child;
     if (child === undefined) return;
     this.child = undefined;
+    if (child.exitCode !== null || child.signalCode !== null) return; // died on its own
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
