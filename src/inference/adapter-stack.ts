@@ -1,12 +1,19 @@
 /**
  * Side-loaded LoRA for a batch: the batch's distinct adapters stacked into the `lora.{l}.{module}.A/B` graph
- * inputs (slot 0 = the zero adapter = base model; ranks zero-padded to the largest; each adapter's scale
- * folded into its B) and each row's slot. Plus `validateAdapter`, run before an adapter is used at all.
+ * inputs (slot 0 = the zero adapter = base model; ranks zero-padded to the largest, per-module ranks of
+ * PEFT's rank_pattern included; each module's scale folded into its B) and each row's slot. Plus `validateAdapter`, run before an adapter is used at all.
  * The graph side is src/engine/nn/linear.ts (`loraTerm`); PEFT parsing is src/engine/formats/peft.ts.
  */
 import { LINEAR_MODULES, linearShape } from '../engine/formats/hf-config.js';
 import type { LinearModule, ModelConfig } from '../engine/formats/hf-config.js';
-import { AdapterShapeMismatchError, loraKey, type LoraAdapter } from '../engine/formats/peft.js';
+import {
+  AdapterShapeMismatchError,
+  loraKey,
+  maxModuleRank,
+  moduleRank,
+  moduleScale,
+  type LoraAdapter,
+} from '../engine/formats/peft.js';
 import type { HostTensor } from '../engine/ir/types.js';
 import { BadInputError } from '../shared/errors.js';
 
@@ -18,6 +25,12 @@ export function validateAdapter(config: ModelConfig, adapter: LoraAdapter): void
   if (!Number.isFinite(adapter.scale))
     throw new BadInputError(`adapter scale must be finite, got ${adapter.scale}`);
   for (const [key, w] of adapter.weights) {
+    const r = moduleRank(adapter, w);
+    if (!Number.isInteger(r) || r < 1)
+      throw new BadInputError(`adapter rank of ${key} must be a positive integer, got ${r}`);
+    const scale = moduleScale(adapter, w);
+    if (!Number.isFinite(scale))
+      throw new BadInputError(`adapter scale of ${key} must be finite, got ${scale}`);
     const [layerStr, module] = key.split('.') as [string, LinearModule];
     const layer = Number(layerStr);
     if (
@@ -31,17 +44,17 @@ export function validateAdapter(config: ModelConfig, adapter: LoraAdapter): void
       );
     }
     const { inFeatures, outFeatures } = linearShape(config, module);
-    if (w.a.length !== R * inFeatures)
-      throw new AdapterShapeMismatchError(`${key}.A`, [w.a.length / R, R], [R, inFeatures]);
-    if (w.b.length !== outFeatures * R)
-      throw new AdapterShapeMismatchError(`${key}.B`, [w.b.length / R, R], [outFeatures, R]);
+    if (w.a.length !== r * inFeatures)
+      throw new AdapterShapeMismatchError(`${key}.A`, [r, w.a.length / r], [r, inFeatures]);
+    if (w.b.length !== outFeatures * r)
+      throw new AdapterShapeMismatchError(`${key}.B`, [w.b.length / r, r], [outFeatures, r]);
   }
 }
 
 export interface AdapterStack {
   /** S = adapters + 1 */
   slots: number;
-  /** R: the largest rank in the stack (≥ 1). */
+  /** R: the largest module rank in the stack (≥ 1). */
   rank: number;
   /** `lora.{l}.{module}.A` (S, R, in) and `.B` (S, out, R). */
   feeds: Record<string, HostTensor>;
@@ -54,7 +67,7 @@ export function buildAdapterStack(
   modules: readonly LinearModule[] = LINEAR_MODULES,
 ): AdapterStack {
   const S = adapters.length + 1;
-  const R = Math.max(1, ...adapters.map((a) => a.rank));
+  const R = Math.max(1, ...adapters.map(maxModuleRank));
   const feeds: Record<string, HostTensor> = {};
   for (let l = 0; l < config.numLayers; l++) {
     for (const m of modules) {
@@ -65,12 +78,13 @@ export function buildAdapterStack(
         const w = ad.weights.get(loraKey(l, m));
         if (!w) return;
         const s = i + 1;
-        const r = ad.rank;
+        const r = moduleRank(ad, w);
+        const scale = moduleScale(ad, w);
         // A rows beyond r stay zero; so do B columns beyond r: the padded rank contributes nothing.
         a.set(w.a, s * R * inF);
         for (let o = 0; o < outF; o++) {
           const dst = (s * outF + o) * R;
-          for (let k = 0; k < r; k++) b[dst + k] = ad.scale * w.b[o * r + k]!;
+          for (let k = 0; k < r; k++) b[dst + k] = scale * w.b[o * r + k]!;
         }
       });
       feeds[`lora.${l}.${m}.A`] = { dtype: 'float32', shape: [S, R, inF], data: a };

@@ -3,11 +3,12 @@
  * slot s owns a contiguous column range [offset, offset + rank) of `lora.{l}.{module}.A` (cols, in) and
  * `.B` (cols, out) in every layer, and `lora.{module}.col_slot[c] = s` marks it (−1 = free). Placing or
  * removing an adapter touches only its own columns; the per-step feeds are views of the used prefix, so a
- * step reads each active adapter's factors once. Which adapter gets a slot is src/gateway/slot-table.ts.
+ * step reads each active adapter's factors once. With PEFT's rank_pattern a module's layers may differ in
+ * rank: the slot takes the module's largest, smaller layers leave their extra columns zero. Which adapter gets a slot is src/gateway/slot-table.ts.
  */
 import { LINEAR_MODULES, linearShape } from '../engine/formats/hf-config.js';
 import type { LinearModule, ModelConfig } from '../engine/formats/hf-config.js';
-import { loraKey, type LoraAdapter } from '../engine/formats/peft.js';
+import { loraKey, moduleRank, moduleScale, type LoraAdapter } from '../engine/formats/peft.js';
 import type { HostTensor } from '../engine/ir/types.js';
 import { invariant } from '../shared/invariant.js';
 
@@ -86,28 +87,30 @@ export class LoraColumns {
   /** Writes `adapter` into columns owned by `slot` (≥ 1) in each module it targets. */
   place(slot: number, adapter: LoraAdapter): void {
     invariant(slot >= 1, () => `LoRA slot must be ≥ 1, got ${slot}`);
-    const R = adapter.rank;
     for (const [m, s] of this.stacks) {
       invariant(!s.ranges.has(slot), () => `LoRA slot ${slot} already placed`);
       const targets = Array.from({ length: this.config.numLayers }, (_, l) =>
         adapter.weights.get(loraKey(l, m)),
       );
       if (targets.every((w) => w === undefined)) continue;
+      // The module's columns: its largest rank over the layers (PEFT's rank_pattern may vary it per layer).
+      const R = Math.max(...targets.map((w) => (w ? moduleRank(adapter, w) : 0)));
       const off = this.findGap(s, R);
       if (off + R > s.cols) this.resize(s, Math.max(off + R, s.cols * 2));
       targets.forEach((w, l) => {
         const a = s.a[l]!;
         const b = s.b[l]!;
-        if (!w) {
-          a.fill(0, off * s.inF, (off + R) * s.inF);
-          b.fill(0, off * s.outF, (off + R) * s.outF);
-          return;
-        }
-        // A (R, in) rows are our columns as is; B (out, R) is transposed into (R, out) with the scale folded in.
+        a.fill(0, off * s.inF, (off + R) * s.inF);
+        b.fill(0, off * s.outF, (off + R) * s.outF);
+        if (!w) return;
+        // A (r, in) rows are our columns as is; B (out, r) is transposed into (r, out) with the scale folded
+        // in; columns r…R stay zero.
+        const r = moduleRank(adapter, w);
+        const scale = moduleScale(adapter, w);
         a.set(w.a, off * s.inF);
-        for (let r = 0; r < R; r++) {
-          const dst = (off + r) * s.outF;
-          for (let o = 0; o < s.outF; o++) b[dst + o] = adapter.scale * w.b[o * R + r]!;
+        for (let k = 0; k < r; k++) {
+          const dst = (off + k) * s.outF;
+          for (let o = 0; o < s.outF; o++) b[dst + o] = scale * w.b[o * r + k]!;
         }
       });
       s.colSlot.fill(BigInt(slot), off, off + R);

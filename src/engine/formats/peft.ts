@@ -2,7 +2,8 @@
  * PEFT LoRA adapters in exactly PEFT's on-disk layout: `adapter_config.json` + `adapter_model.safetensors`
  * with keys `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` (R, in) / `lora_B` (out, R).
  * Import validation is strict (anything we cannot honour is refused here, never mid-inference); output is
- * what PEFT's `save_pretrained` writes. Not the LoRA graph ops: those live in src/engine/nn/.
+ * what PEFT's `save_pretrained` writes. `rank_pattern` / `alpha_pattern` give a module its own rank and
+ * scale (LoraWeights.rank / .alpha; `moduleRank` / `moduleScale`). Not the LoRA graph ops: src/engine/nn/.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,17 +19,25 @@ import {
 import { parseSafetensors, toFloat32, writeSafetensors, type TensorInput } from './safetensors.js';
 
 export interface LoraWeights {
-  /** (R, in) */
+  /** (R, in); R is this module's rank (`moduleRank`) */
   a: Float32Array;
   /** (out, R) */
   b: Float32Array;
+  /**
+   * PEFT's `rank_pattern` / `alpha_pattern`: this module's own rank and lora_alpha, present only where they
+   * differ from the adapter's `rank` / `alpha`. Read them through `moduleRank` / `moduleScale`.
+   */
+  rank?: number;
+  alpha?: number;
 }
 
 export interface LoraAdapter {
+  /** PEFT's `r`: the rank of every module without a `rank_pattern` entry (LoraWeights.rank). */
   rank: number;
+  /** PEFT's `lora_alpha`: likewise the default of `alpha_pattern`. */
   alpha: number;
   useRslora: boolean;
-  /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
+  /** alpha / r, or alpha / sqrt(r) with rsLoRA: the scale of every module without its own rank or alpha. */
   scale: number;
   dropout: number;
   /** In LINEAR_MODULES order. */
@@ -82,6 +91,54 @@ export function loraKey(layer: number, module: LinearModule): string {
   return `${layer}.${module}`;
 }
 
+/** This module's rank: its `rank_pattern` entry, else the adapter's r. */
+export function moduleRank(adapter: LoraAdapter, w: LoraWeights): number {
+  return w.rank ?? adapter.rank;
+}
+
+/** This module's scale: alpha/r (or alpha/√r) with its own rank and alpha where the patterns give them. */
+export function moduleScale(adapter: LoraAdapter, w: LoraWeights): number {
+  if (w.rank === undefined && w.alpha === undefined) return adapter.scale;
+  return loraScale(w.alpha ?? adapter.alpha, w.rank ?? adapter.rank, adapter.useRslora);
+}
+
+/** The largest module rank (what a side-load stack pads to); `adapter.rank` for an adapter without weights. */
+export function maxModuleRank(adapter: LoraAdapter): number {
+  let r = 0;
+  for (const w of adapter.weights.values()) r = Math.max(r, moduleRank(adapter, w));
+  return r === 0 ? adapter.rank : r;
+}
+
+/** The module's path inside the model as PEFT's pattern keys see it: `model.layers.3.self_attn.q_proj`. */
+export function peftModulePath(layer: number, module: LinearModule): string {
+  return `model.layers.${layer}.${moduleParent(module)}.${module}`;
+}
+
+/**
+ * A `rank_pattern` / `alpha_pattern` key as PEFT's `get_pattern_key` applies it: a regex matched against
+ * the whole module path with any prefix that ends at a dot, `(.*\.)?(key)$`; the first key in the object
+ * that matches wins. Only plain names and dotted paths are honoured (letters, digits, `_`, `-`, `.` as
+ * PEFT's any-character, `\.`): adapters arrive from customers, and a general regex is not evaluated here.
+ */
+function patternMatcher(field: string, key: string): RegExp {
+  if (!/^(?:[A-Za-z0-9_-]|\\\.|\.)+$/.test(key)) {
+    throw new AdapterConfigError(
+      `adapter_config.json: ${field} key ${JSON.stringify(key)} is not a module name or dotted path (regex syntax is not supported)`,
+    );
+  }
+  return new RegExp(`^(?:.*\\.)?(?:${key})$`);
+}
+
+interface Pattern {
+  key: string;
+  value: number;
+  re: RegExp;
+}
+
+function patternValue(patterns: readonly Pattern[], path: string): Pattern | undefined {
+  return patterns.find((p) => p.re.test(path));
+}
+
 /** PEFT's saved key (the adapter name "default" stripped, as `save_pretrained` does). */
 export function peftWeightKey(layer: number, module: LinearModule, which: 'A' | 'B'): string {
   return `base_model.model.model.layers.${layer}.${moduleParent(module)}.${module}.lora_${which}.weight`;
@@ -105,6 +162,29 @@ interface ParsedConfig {
   targetModules: LinearModule[];
   baseModelName: string | null;
   layers: number[] | null;
+  rankPattern: Pattern[];
+  alphaPattern: Pattern[];
+}
+
+function parsePatterns(
+  c: Record<string, unknown>,
+  field: 'rank_pattern' | 'alpha_pattern',
+  bad: (msg: string) => never,
+): Pattern[] {
+  const raw = c[field];
+  if (raw === undefined || raw === null) return [];
+  if (typeof raw !== 'object' || Array.isArray(raw)) bad(`${field} must be an object of module → value`);
+  return Object.entries(raw as Record<string, unknown>).map(([key, value]) => {
+    const ok =
+      field === 'rank_pattern'
+        ? typeof value === 'number' && Number.isSafeInteger(value) && value > 0
+        : typeof value === 'number' && Number.isFinite(value) && value > 0;
+    if (!ok)
+      bad(
+        `${field}[${JSON.stringify(key)}] must be a positive ${field === 'rank_pattern' ? 'integer' : 'number'}, got ${JSON.stringify(value)}`,
+      );
+    return { key, value: value as number, re: patternMatcher(field, key) };
+  });
 }
 
 function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
@@ -132,9 +212,9 @@ function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
   if (c.fan_in_fan_out === true) bad('fan_in_fan_out=true is not supported (Llama linears are not Conv1D)');
   if (c.use_dora === true) bad('use_dora=true (DoRA) is not supported');
   if (c.lora_bias === true) bad('lora_bias=true (a bias on lora_B) is not supported');
+  const rankPattern = parsePatterns(c, 'rank_pattern', bad);
+  const alphaPattern = parsePatterns(c, 'alpha_pattern', bad);
   for (const k of [
-    'rank_pattern',
-    'alpha_pattern',
     'modules_to_save',
     'layer_replication',
     'layers_pattern',
@@ -183,6 +263,8 @@ function parseAdapterConfig(json: unknown, base: ModelConfig): ParsedConfig {
     targetModules: LINEAR_MODULES.filter((m) => set.has(m)),
     baseModelName: typeof bm === 'string' ? bm : null,
     layers,
+    rankPattern,
+    alphaPattern,
   };
 }
 
@@ -227,6 +309,28 @@ export function parsePeftAdapter(
   const file = parseSafetensors(weights);
   const R = cfg.rank;
   const scale = loraScale(cfg.alpha, R, cfg.useRslora);
+  // rank_pattern / alpha_pattern resolved once per (layer, module), as PEFT does when it injects the layer.
+  const own = new Map<string, { rank: number; alpha: number; scale: number }>();
+  const ownOf = (layer: number, module: LinearModule) => {
+    const k = loraKey(layer, module);
+    let o = own.get(k);
+    if (!o) {
+      const path = peftModulePath(layer, module);
+      const rp = patternValue(cfg.rankPattern, path);
+      const ap = patternValue(cfg.alphaPattern, path);
+      const rank = rp?.value ?? R;
+      const alpha = ap?.value ?? cfg.alpha;
+      const s = loraScale(alpha, rank, cfg.useRslora);
+      if (!Number.isFinite(s) || s > MAX_LORA_SCALE) {
+        throw new AdapterConfigError(
+          `adapter_config.json: ${path} gets lora_alpha ${alpha} with r ${rank} (${rp ? `rank_pattern ${JSON.stringify(rp.key)}` : 'r'}, ${ap ? `alpha_pattern ${JSON.stringify(ap.key)}` : 'lora_alpha'}), a scale of ${s}, over the limit of ${MAX_LORA_SCALE}`,
+        );
+      }
+      o = { rank, alpha, scale: s };
+      own.set(k, o);
+    }
+    return o;
+  };
   const found = new Map<string, Partial<LoraWeights> & { keyA?: string; keyB?: string }>();
   for (const [key, entry] of file.tensors) {
     const m = KEY_RE.exec(key);
@@ -247,7 +351,8 @@ export function parsePeftAdapter(
     if (!['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype))
       throw new AdapterWeightsError(`adapter tensor ${key}: dtype ${entry.dtype} is not a float type`);
     const { inFeatures, outFeatures } = linearShape(base, module);
-    const expected = which === 'A' ? [R, inFeatures] : [outFeatures, R];
+    const r = ownOf(layer, module).rank;
+    const expected = which === 'A' ? [r, inFeatures] : [outFeatures, r];
     if (entry.shape.length !== 2 || entry.shape[0] !== expected[0] || entry.shape[1] !== expected[1]) {
       throw new AdapterShapeMismatchError(key, entry.shape, expected);
     }
@@ -282,14 +387,20 @@ export function parsePeftAdapter(
       const w = found.get(loraKey(layer, module));
       if (!w?.a) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'A')}`);
       if (!w.b) throw new AdapterWeightsError(`adapter is missing ${peftWeightKey(layer, module, 'B')}`);
-      const bound = deltaBound(w.a, w.b, R, scale);
+      const o = ownOf(layer, module);
+      const bound = deltaBound(w.a, w.b, o.rank, o.scale);
       if (!(bound <= MAX_LORA_DELTA)) {
         throw new AdapterWeightsError(
           `adapter tensors ${w.keyA} and ${w.keyB}: scale·|B|·|A| can reach ${bound.toPrecision(3)} per weight, over the limit of ${MAX_LORA_DELTA} (the update would overflow float32 activations)`,
           { details: { tensor: w.keyB } },
         );
       }
-      out.set(loraKey(layer, module), { a: w.a, b: w.b });
+      out.set(loraKey(layer, module), {
+        a: w.a,
+        b: w.b,
+        ...(o.rank === R ? {} : { rank: o.rank }),
+        ...(o.alpha === cfg.alpha ? {} : { alpha: o.alpha }),
+      });
     }
   }
   return {
@@ -309,8 +420,28 @@ export function serializePeftAdapter(adapter: LoraAdapter): {
   adapterConfig: Record<string, unknown>;
   weights: Uint8Array;
 } {
+  // Per-module ranks and alphas become full-path pattern keys (each matches exactly one module), sorted as
+  // PEFT's `sort_keys=True` writes them.
+  const rankPattern: Record<string, number> = {};
+  const alphaPattern: Record<string, number> = {};
+  const own: Array<[string, LoraWeights]> = [];
+  for (const [k, w] of adapter.weights) {
+    if (w.rank !== undefined || w.alpha !== undefined) own.push([k, w]);
+  }
+  own
+    .map(([k, w]) => {
+      const dot = k.indexOf('.');
+      const module = k.slice(dot + 1);
+      if (!isLinearModule(module)) throw new AdapterWeightsError(`bad adapter weight key ${k}`);
+      return [peftModulePath(Number(k.slice(0, dot)), module), w] as const;
+    })
+    .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    .forEach(([path, w]) => {
+      if (w.rank !== undefined && w.rank !== adapter.rank) rankPattern[path] = w.rank;
+      if (w.alpha !== undefined && w.alpha !== adapter.alpha) alphaPattern[path] = w.alpha;
+    });
   const adapterConfig: Record<string, unknown> = {
-    alpha_pattern: {},
+    alpha_pattern: alphaPattern,
     auto_mapping: null,
     base_model_name_or_path: adapter.baseModelName,
     bias: 'none',
@@ -328,7 +459,7 @@ export function serializePeftAdapter(adapter: LoraAdapter): {
     modules_to_save: null,
     peft_type: 'LORA',
     r: adapter.rank,
-    rank_pattern: {},
+    rank_pattern: rankPattern,
     revision: null,
     target_modules: [...adapter.targetModules],
     task_type: 'CAUSAL_LM',
@@ -342,7 +473,7 @@ export function serializePeftAdapter(adapter: LoraAdapter): {
     const module = k.slice(dot + 1);
     if (!isLinearModule(module) || !Number.isSafeInteger(layer))
       throw new AdapterWeightsError(`bad adapter weight key ${k}`);
-    const R = adapter.rank;
+    const R = moduleRank(adapter, w);
     if (w.a.length % R !== 0 || w.b.length % R !== 0 || w.a.length === 0 || w.b.length === 0) {
       throw new AdapterWeightsError(
         `adapter weights ${k}: A has ${w.a.length} and B ${w.b.length} values, not multiples of rank ${R}`,
@@ -386,7 +517,8 @@ export async function writePeftDir(dir: string, adapter: LoraAdapter): Promise<v
 export function loraDelta(adapter: LoraAdapter, layer: number, module: LinearModule): Float32Array {
   const w = adapter.weights.get(loraKey(layer, module));
   if (!w) throw new BadInputError(`adapter has no weights for layer ${layer} ${module}`);
-  const R = adapter.rank;
+  const R = moduleRank(adapter, w);
+  const scale = moduleScale(adapter, w);
   const inF = w.a.length / R;
   const outF = w.b.length / R;
   const d = new Float32Array(outF * inF);
@@ -394,7 +526,7 @@ export function loraDelta(adapter: LoraAdapter, layer: number, module: LinearMod
     for (let i = 0; i < inF; i++) {
       let s = 0;
       for (let r = 0; r < R; r++) s += w.b[o * R + r]! * w.a[r * inF + i]!;
-      d[o * inF + i] = adapter.scale * s;
+      d[o * inF + i] = scale * s;
     }
   }
   return d;

@@ -6,7 +6,7 @@
  */
 import type { LinearModule, ModelConfig } from '../formats/hf-config.js';
 import { biasName, hasBias, linearShape, ropeInvFreq, weightName } from '../formats/hf-config.js';
-import { loraKey, type LoraAdapter } from '../formats/peft.js';
+import { loraKey, moduleRank, moduleScale, type LoraAdapter } from '../formats/peft.js';
 
 export interface RefTensor {
   shape: readonly number[];
@@ -82,10 +82,11 @@ export class ReferenceModel {
     const y = matVec(this.t(weightName(l, m)), x, outFeatures, inFeatures, b);
     const lw = this.adapter?.weights.get(loraKey(l, m));
     if (this.adapter && lw) {
-      const R = this.adapter.rank;
+      const R = moduleRank(this.adapter, lw);
+      const scale = moduleScale(this.adapter, lw);
       const xa = matVec(lw.a, x, R, inFeatures);
       const d = matVec(lw.b, xa, outFeatures, R);
-      for (let o = 0; o < outFeatures; o++) y[o]! += this.adapter.scale * d[o]!;
+      for (let o = 0; o < outFeatures; o++) y[o]! += scale * d[o]!;
     }
     return y;
   }

@@ -9,7 +9,7 @@
 import type { Checkpoint } from '../formats/checkpoint.js';
 import { LINEAR_MODULES, biasName, hasBias, linearShape, weightName } from '../formats/hf-config.js';
 import type { LinearModule, ModelConfig } from '../formats/hf-config.js';
-import { loraKey, type LoraAdapter } from '../formats/peft.js';
+import { loraKey, moduleRank, moduleScale, type LoraAdapter } from '../formats/peft.js';
 import { dequantizeInt4, quantizeInt4, type Int4Weight } from '../quant/int4.js';
 import { dequantizeNf4, quantizeNf4, type Nf4Weight } from '../quant/nf4.js';
 
@@ -145,12 +145,12 @@ export function prepareWeights(ckpt: Checkpoint, options: PrepareOptions = {}): 
       if (adapter && lora && onGrid) {
         // dequant(Q(W)) + s·B·A: a fresh fp32 array (dequantizeLinear never returns the checkpoint's).
         const merged = dequantizeLinear(onto(w, outFeatures, inFeatures));
-        mergeLora(merged, lora.a, lora.b, adapter.rank, adapter.scale);
+        mergeLora(merged, lora.a, lora.b, moduleRank(adapter, lora), moduleScale(adapter, lora));
         linear[m] = { kind: 'fp32', w: merged };
       } else {
         if (adapter && lora) {
           w = Float32Array.from(w);
-          mergeLora(w, lora.a, lora.b, adapter.rank, adapter.scale);
+          mergeLora(w, lora.a, lora.b, moduleRank(adapter, lora), moduleScale(adapter, lora));
         }
         const q = onto(w, outFeatures, inFeatures);
         linear[m] = dequantNf4 ? { kind: 'fp32', w: dequantizeLinear(q) } : q;

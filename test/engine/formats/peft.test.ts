@@ -13,7 +13,11 @@ import {
   AdapterShapeMismatchError,
   AdapterWeightsError,
   loraDelta,
+  maxModuleRank,
+  moduleRank,
+  moduleScale,
   parsePeftAdapter,
+  peftWeightKey,
   readPeftDir,
   serializePeftAdapter,
   writePeftDir,
@@ -224,8 +228,14 @@ describe('PEFT import validation', () => {
     [{ exclude_modules: ['q_proj'] }, /exclude_modules/],
     [{ trainable_token_indices: [1, 2] }, /trainable_token_indices/],
     [{ target_parameters: ['mlp.experts.down_proj'] }, /target_parameters/],
-    [{ rank_pattern: { q_proj: 4 } }, /rank_pattern/],
-    [{ alpha_pattern: { q_proj: 4 } }, /alpha_pattern/],
+    [{ rank_pattern: { q_proj: 0 } }, /rank_pattern\["q_proj"\] must be a positive integer/],
+    [{ rank_pattern: ['q_proj'] }, /rank_pattern must be an object/],
+    [{ alpha_pattern: { q_proj: -1 } }, /alpha_pattern\["q_proj"\] must be a positive number/],
+    [{ rank_pattern: { '.*q_proj': 2 } }, /rank_pattern key ".\*q_proj" .*regex syntax is not supported/],
+    [
+      { alpha_pattern: { q_proj: 1e6 } },
+      /q_proj gets lora_alpha 1000000 .*alpha_pattern "q_proj".* over the limit/,
+    ],
     [{ modules_to_save: ['lm_head'] }, /modules_to_save/],
     [{ target_modules: ['q_proj', 'lm_head'] }, /target module "lm_head"/],
     [{ target_modules: '.*proj' }, /target module ".\*proj"/],
@@ -413,6 +423,92 @@ describe('PEFT import validation', () => {
     const err = catchErr(() => parsePeftAdapter(adapterConfig, bad, BASE)) as BadInputError;
     expect(err.name).toBe('SafetensorsError');
     expect(err.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('rank_pattern / alpha_pattern (per-module ranks and scales)', () => {
+  const targets: LinearModule[] = ['q_proj', 'v_proj', 'down_proj'];
+  /** A PEFT file whose (layer, module) has rank rankOf(layer, module); values 0.01·(index+1) per tensor. */
+  function patternFile(rankOf: (l: number, m: LinearModule) => number): Uint8Array {
+    const t: Record<string, TensorInput> = {};
+    for (let l = 0; l < BASE.numLayers; l++) {
+      for (const m of targets) {
+        const { inFeatures, outFeatures } = linearShape(BASE, m);
+        const r = rankOf(l, m);
+        const vals = (n: number) => Float32Array.from({ length: n }, (_, i) => 0.01 * ((i % 7) - 3));
+        t[peftWeightKey(l, m, 'A')] = { dtype: 'F32', shape: [r, inFeatures], data: vals(r * inFeatures) };
+        t[peftWeightKey(l, m, 'B')] = { dtype: 'F32', shape: [outFeatures, r], data: vals(outFeatures * r) };
+      }
+    }
+    return writeSafetensors(t, { format: 'pt' });
+  }
+  const config = {
+    peft_type: 'LORA',
+    r: 2,
+    lora_alpha: 8,
+    target_modules: targets,
+    // First matching key wins; a key matches the whole path or a suffix that starts after a dot.
+    rank_pattern: { 'model.layers.0.self_attn.q_proj': 1, q_proj: 3, 'mlp.down_proj': 4, proj: 9 },
+    alpha_pattern: { 'layers.1.self_attn.q_proj': 6, 'layers\\.0\\.mlp\\.down_proj': 2 },
+  };
+  const rankOf = (l: number, m: LinearModule) =>
+    m === 'q_proj' ? (l === 0 ? 1 : 3) : m === 'down_proj' ? 4 : 2;
+
+  it("resolves each module's rank and alpha as PEFT's get_pattern_key does", () => {
+    const adapter = parsePeftAdapter(config, patternFile(rankOf), BASE);
+    const got = [...adapter.weights].map(([k, w]) => [k, moduleRank(adapter, w), moduleScale(adapter, w)]);
+    expect(got).toEqual([
+      ['0.q_proj', 1, 8 / 1],
+      ['0.v_proj', 2, 8 / 2],
+      ['0.down_proj', 4, 2 / 4],
+      ['1.q_proj', 3, 6 / 3],
+      ['1.v_proj', 2, 8 / 2],
+      ['1.down_proj', 4, 8 / 4],
+    ]);
+    // Only what differs from r / lora_alpha is stored per module.
+    expect(adapter.weights.get('0.v_proj')).not.toHaveProperty('rank');
+    expect(adapter.weights.get('1.q_proj')).toMatchObject({ rank: 3, alpha: 6 });
+    expect(maxModuleRank(adapter)).toBe(4);
+    // loraDelta uses the module's own rank and scale.
+    const w = adapter.weights.get('0.down_proj')!;
+    const d = loraDelta(adapter, 0, 'down_proj');
+    let x = 0;
+    for (let r = 0; r < 4; r++) x += w.b[0 * 4 + r]! * w.a[r * 24 + 5]!;
+    expectClose(d[5]!, 0.5 * x, { atol: 1e-9, rtol: 1e-6 });
+  });
+
+  it('round-trips: the writer emits one full-path key per module that differs, sorted', () => {
+    const adapter = parsePeftAdapter(config, patternFile(rankOf), BASE);
+    const s = serializePeftAdapter(adapter);
+    expect(s.adapterConfig.rank_pattern).toEqual({
+      'model.layers.0.mlp.down_proj': 4,
+      'model.layers.0.self_attn.q_proj': 1,
+      'model.layers.1.mlp.down_proj': 4,
+      'model.layers.1.self_attn.q_proj': 3,
+    });
+    expect(Object.keys(s.adapterConfig.rank_pattern as object)).toEqual(
+      Object.keys(s.adapterConfig.rank_pattern as object).sort(),
+    );
+    expect(s.adapterConfig.alpha_pattern).toEqual({
+      'model.layers.0.mlp.down_proj': 2,
+      'model.layers.1.self_attn.q_proj': 6,
+    });
+    const back = parsePeftAdapter(JSON.parse(JSON.stringify(s.adapterConfig)), s.weights, BASE);
+    expect(back).toEqual(adapter);
+  });
+
+  it("refuses a tensor whose rank is not its module's pattern rank, naming the key", () => {
+    const err = catchErr(() =>
+      parsePeftAdapter(
+        config,
+        patternFile(() => 2),
+        BASE,
+      ),
+    );
+    expect(err).toBeInstanceOf(AdapterShapeMismatchError);
+    expect(err.message).toBe(
+      'adapter tensor base_model.model.model.layers.0.mlp.down_proj.lora_A.weight has shape [2, 24], the base model needs [4, 24]',
+    );
   });
 });
 
