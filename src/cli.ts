@@ -3,7 +3,17 @@
  * and exports `run(argv: string[]): Promise<number>` (the exit code) and a one-line `summary`.
  * Commands are imported lazily so `deltagate generate` does not load the GraphQL server.
  */
-const COMMANDS = ['serve', 'worker', 'make-tiny-model', 'generate', 'train', 'adapter'] as const;
+const COMMANDS = [
+  'serve',
+  'worker',
+  'make-tiny-model',
+  'generate',
+  'train',
+  'adapter',
+  'export',
+  'import-gguf',
+  'pull',
+] as const;
 type CommandName = (typeof COMMANDS)[number];
 
 interface CommandModule {
