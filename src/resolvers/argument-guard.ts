@@ -8,7 +8,8 @@
  *   (in memory, BAD_USER_INPUT when unknown). An unclassified `ID` is NOT_FOUND when it holds a control
  *   character; test/resolvers/argument-guard.test.ts fails until a new `ID` argument is classified.
  * - A lookup string (`adapterByName(name)`, `GenerateInput.adapter`) with a control character is NOT_FOUND.
- * - `FREE_TEXT` (dataset content, prompts, stop sequences, base64 weights) is content with its own rules.
+ * - `FREE_TEXT` (dataset content, prompts, chat messages, stop sequences, base64 weights) is content with its
+ *   own rules.
  * - Every other string is stored or used as a key: `validateText` (no NUL, no other C0 control but tab and
  *   newlines, no lone surrogate) or BAD_USER_INPUT naming the field. Names and labels have stricter rules in
  *   the services on top.
@@ -72,6 +73,7 @@ export const FREE_TEXT: ReadonlySet<string> = new Set([
   'UploadDatasetInput.content',
   'GenerateInput.prompt',
   'GenerateInput.stop',
+  'ChatMessageInput.content',
   'ImportAdapterVersionInput.weightsBase64',
 ]);
 

@@ -58,6 +58,8 @@ const FREE_TEXT: Record<string, string> = {
     'the JSONL file itself (kept in blob storage; a raw NUL makes its line INVALID)',
   'Mutation.generate.input.prompt': 'a prompt is tokenized, never stored',
   'Mutation.generate.input.stop': 'stop sequences are matched against output, never stored',
+  'Mutation.generate.input.messages.content': 'chat messages are rendered and tokenized, never stored',
+  'Subscription.generateStream.input.messages.content': 'as generate',
   'Subscription.generateStream.input.prompt': 'as generate',
   'Subscription.generateStream.input.stop': 'as generate',
 };

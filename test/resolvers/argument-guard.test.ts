@@ -73,7 +73,12 @@ describe('argument guard', () => {
         input: { ...start, hyperparameters: { targetModules: ['q_proj', 'v\u0000'] } },
       }),
     ).toBe('BAD_USER_INPUT');
-    // Free text keeps its own rules: a NUL in a prompt or in dataset content is content.
+    // Free text keeps its own rules: a NUL in a prompt, a chat message or dataset content is content.
+    expect(
+      check('Mutation', mutation.generate!, {
+        input: { messages: [{ role: 'user', content: 'a\u0000\u0007' }] },
+      }),
+    ).toBe('ok');
     expect(check('Mutation', mutation.generate!, { input: { prompt: 'a\u0000b', stop: ['\u0000'] } })).toBe(
       'ok',
     );
