@@ -2,8 +2,9 @@
 // the event loop 12-15 s (superlinear: 1 MB 2.6 s, 2 MB 6.4 s), and /healthz waited as long. Now validation,
 // hashing and token counting run in slices that yield to the event loop, and cost linear time; the same holds
 // for `completeDatasetUpload` of a presigned upload. Measured in the server's own process (the harness runs
-// it in-process): the event loop's largest delay while the upload runs, and /healthz's latency.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+// it in-process): the event loop's longest stall while the upload runs (wall clock, and the part of it this
+// process spent computing, so another process hogging the shared CPU does not count), /healthz's latency,
+// and the CPU time of the request (linear in the size).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, gql, ok, startHarness, type Harness } from './harness.js';
@@ -43,35 +44,70 @@ describe('dataset uploads never block the event loop', () => {
 
   interface Measured<T> {
     value: T;
+    /** Wall-clock time of the request. */
     ms: number;
+    /** CPU time the process spent meanwhile (the work, not the waiting). */
+    cpuMs: number;
+    /** The event loop's longest stall, wall clock (includes time the OS gave the CPU to someone else). */
     maxDelayMs: number;
+    /** The longest stall the process spent computing: per tick gap, min(wall, process CPU). */
+    maxBlockMs: number;
     healthMaxMs: number;
     healthChecks: number;
+    healthErrors: number;
   }
 
-  /** Runs `work` while measuring the event loop's largest delay and /healthz's slowest answer. */
+  const cpuNow = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+
+  /**
+   * Runs `work` while a 2 ms timer watches the event loop: a late tick is a stall. On a shared machine a
+   * stall can also be the OS running another process, so each gap is also measured in this process's CPU
+   * time: min(wall, CPU) is the part the server itself spent blocking. /healthz is polled meanwhile.
+   */
   async function measured<T>(work: () => Promise<T>): Promise<Measured<T>> {
-    const hist = monitorEventLoopDelay({ resolution: 5 });
     let stop = false;
     let healthMaxMs = 0;
     let healthChecks = 0;
+    let healthErrors = 0;
     const poll = (async () => {
       while (!stop) {
         const t = performance.now();
-        await (await fetch(`${h.server.url}/healthz`)).json();
+        try {
+          await (await fetch(`${h.server.url}/healthz`)).json();
+          healthChecks++;
+        } catch {
+          healthErrors++; // e.g. the connection reset by a server that could not answer in time
+        }
         healthMaxMs = Math.max(healthMaxMs, performance.now() - t);
-        healthChecks++;
         await sleep(2);
       }
     })();
-    hist.enable();
+    let maxDelayMs = 0;
+    let maxBlockMs = 0;
+    let lastWall = performance.now();
+    let lastCpu = cpuNow();
+    const tick = () => {
+      const wall = performance.now();
+      const cpu = cpuNow();
+      maxDelayMs = Math.max(maxDelayMs, wall - lastWall);
+      maxBlockMs = Math.max(maxBlockMs, Math.min(wall - lastWall, cpu - lastCpu));
+      lastWall = wall;
+      lastCpu = cpu;
+    };
+    const timer = setInterval(tick, 2);
     const t0 = performance.now();
+    const c0 = cpuNow();
     const value = await work();
     const ms = performance.now() - t0;
-    hist.disable();
+    const cpuMs = cpuNow() - c0;
+    tick();
+    clearInterval(timer);
     stop = true;
     await poll;
-    return { value, ms, maxDelayMs: hist.max / 1e6, healthMaxMs, healthChecks };
+    return { value, ms, cpuMs, maxDelayMs, maxBlockMs, healthMaxMs, healthChecks, healthErrors };
   }
 
   /** The request body is encoded before the clock starts: the client's work is not the server's. */
@@ -95,35 +131,37 @@ describe('dataset uploads never block the event loop', () => {
   const upload = (content: string) => uploadRequest(content)();
 
   /**
-   * The best of up to `attempts` measurements: the machine is shared (other test runs, other engineers), and
+   * The best of up to `attempts` measurements: the machine is shared (other test files, other engineers), and
    * contention only ever adds delay, so the best run is the closest to what the request itself costs. The
-   * code this guards used to block for seconds on every run.
+   * code this guards blocked for seconds on every run.
    */
-  async function best<T>(
-    attempts: number,
-    run: () => Promise<Measured<T>>,
-    good: (m: Measured<T>) => boolean,
-  ) {
+  async function best<T>(attempts: number, run: () => Promise<Measured<T>>) {
     const all: Measured<T>[] = [];
     for (let i = 0; i < attempts; i++) {
       all.push(await run());
-      if (good(all.at(-1)!)) break;
+      if (all.at(-1)!.maxDelayMs < 100) break;
     }
-    return all.reduce((a, b) => (b.maxDelayMs < a.maxDelayMs ? b : a));
+    return all.reduce((a, b) => (b.maxBlockMs < a.maxBlockMs ? b : a));
   }
 
-  it('a 4 MiB inline upload: event-loop delay < 100 ms, linear and well under 2 s of work', async () => {
+  const summary = (m: Measured<unknown>) => ({
+    ms: Math.round(m.ms),
+    cpuMs: Math.round(m.cpuMs),
+    maxBlockMs: Math.round(m.maxBlockMs),
+    maxDelayMs: Math.round(m.maxDelayMs),
+    healthMaxMs: Math.round(m.healthMaxMs),
+    healthChecks: m.healthChecks,
+    healthErrors: m.healthErrors,
+  });
+
+  it('a 4 MiB inline upload: no stall over 100 ms, linear and well under 2 s of work', async () => {
     const one = dataset(MiB, 1);
     const four = dataset(4 * MiB, 2);
     await upload(dataset(64 * 1024, 3).text); // warm-up (JIT, SQL statement cache)
 
     const send1 = uploadRequest(one.text);
     const send4 = uploadRequest(four.text);
-    const r1 = await best(
-      3,
-      () => measured(send1),
-      (m) => m.maxDelayMs < 100,
-    );
+    const r1 = await best(3, () => measured(send1));
     expect(r1.value.data).toEqual({
       uploadDataset: {
         status: 'READY',
@@ -133,11 +171,7 @@ describe('dataset uploads never block the event loop', () => {
         errors: [],
       },
     });
-    const r4 = await best(
-      3,
-      () => measured(send4),
-      (m) => m.maxDelayMs < 100 && m.healthMaxMs < 250,
-    );
+    const r4 = await best(3, () => measured(send4));
     expect(r4.value.data).toEqual({
       uploadDataset: {
         status: 'READY',
@@ -147,24 +181,19 @@ describe('dataset uploads never block the event loop', () => {
         errors: [],
       },
     });
-    const report = {
-      oneMiB: { ms: Math.round(r1.ms), maxDelayMs: Math.round(r1.maxDelayMs) },
-      fourMiB: {
-        ms: Math.round(r4.ms),
-        maxDelayMs: Math.round(r4.maxDelayMs),
-        healthMaxMs: Math.round(r4.healthMaxMs),
-        healthChecks: r4.healthChecks,
-      },
-    };
-    expect(report.fourMiB.maxDelayMs, JSON.stringify(report)).toBeLessThan(100);
-    expect(report.fourMiB.healthMaxMs, JSON.stringify(report)).toBeLessThan(250);
-    expect(report.fourMiB.healthChecks, JSON.stringify(report)).toBeGreaterThan(3);
-    expect(report.fourMiB.ms, JSON.stringify(report)).toBeLessThan(2000);
-    // Linear: four times the bytes, at most about four times the time (plus fixed costs).
-    expect(report.fourMiB.ms, JSON.stringify(report)).toBeLessThan(5 * report.oneMiB.ms + 400);
+    const report = JSON.stringify({ oneMiB: summary(r1), fourMiB: summary(r4) });
+    expect(r4.maxBlockMs, report).toBeLessThan(100);
+    // Wall clock, with room for a busy machine (the unsliced code stalled 8-15 s here).
+    expect(r4.maxDelayMs, report).toBeLessThan(1000);
+    expect(r4.healthMaxMs, report).toBeLessThan(1000);
+    expect(r4.healthChecks, report).toBeGreaterThan(3);
+    expect(r4.healthErrors, report).toBe(0);
+    // Linear work: four times the bytes, at most about four times the CPU (plus fixed costs); under 2 s.
+    expect(r4.cpuMs, report).toBeLessThan(2000);
+    expect(r4.cpuMs, report).toBeLessThan(5 * r1.cpuMs + 300);
   }, 180_000);
 
-  it('completeDatasetUpload of a 24 MiB presigned upload keeps the event loop responsive', async () => {
+  it('completeDatasetUpload of a 24 MiB presigned upload: no stall over 100 ms either', async () => {
     const big = dataset(24 * MiB, 4);
     const body = Buffer.from(big.text);
     const complete = async () => {
@@ -184,17 +213,15 @@ describe('dataset uploads never block the event loop', () => {
         }),
       );
     };
-    const r = await best(2, complete, (m) => m.maxDelayMs < 100 && m.healthMaxMs < 250);
+    const r = await best(2, complete);
     expect(r.value.data).toEqual({
       completeDatasetUpload: { status: 'READY', rowCount: big.rows, tokenCount: big.tokens },
     });
-    const report = {
-      ms: Math.round(r.ms),
-      maxDelayMs: Math.round(r.maxDelayMs),
-      health: Math.round(r.healthMaxMs),
-    };
-    expect(report.maxDelayMs, JSON.stringify(report)).toBeLessThan(100);
-    expect(report.health, JSON.stringify(report)).toBeLessThan(250);
-    expect(report.ms, JSON.stringify(report)).toBeLessThan(8000);
+    const report = JSON.stringify(summary(r));
+    expect(r.maxBlockMs, report).toBeLessThan(100);
+    expect(r.maxDelayMs, report).toBeLessThan(1000);
+    expect(r.healthMaxMs, report).toBeLessThan(1000);
+    expect(r.healthErrors, report).toBe(0);
+    expect(r.cpuMs, report).toBeLessThan(8000);
   }, 600_000);
 });
