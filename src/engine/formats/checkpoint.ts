@@ -4,7 +4,7 @@
  * architecture needs is present with the right shape; extras (rotary `inv_freq`, a tied `lm_head`) are
  * dropped. Not the graph builder (src/engine/nn/) nor the safetensors parser (`safetensors.ts`).
  */
-import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError } from '../../shared/errors.js';
 import { expectedTensors, parseModelConfig, type ModelConfig } from './hf-config.js';
@@ -64,6 +64,29 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * A whole file in one buffer. `readFile` refuses files over 2 GiB (ERR_FS_FILE_TOO_LARGE), and single-file
+ * checkpoints such as TinyLlama-1.1B's 2.2 GB model.safetensors are larger: read them in 1 GiB pieces into
+ * one buffer instead (Node's buffers go to 4 GiB; a larger file must be sharded, and the error says so).
+ */
+async function readWholeFile(path: string): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size > 2 ** 32) throw new Error(`${size} bytes is more than one 4 GiB buffer holds (shard it)`);
+    const buf = Buffer.allocUnsafe(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await fh.read(buf, at, Math.min(size - at, 1 << 30), at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return buf.subarray(0, at);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** name → entry across all shards (a name in two shards is an error). */
 async function readEntries(dir: string): Promise<Map<string, TensorEntry>> {
   const single = join(dir, 'model.safetensors');
@@ -93,7 +116,7 @@ async function readEntries(dir: string): Promise<Map<string, TensorEntry>> {
     const path = f === 'model.safetensors' ? single : join(dir, f);
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(path);
+      bytes = await readWholeFile(path);
     } catch (cause) {
       throw new CheckpointError(`cannot read ${path}: ${(cause as Error).message}`, { cause });
     }
