@@ -232,6 +232,14 @@ describe('adapter merge', () => {
     ).rejects.toThrow(
       /different base models: .*m-other tensor base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight implies a hidden size of 48, .*m-a tensor .* implies 32/,
     );
+    const deep = join(root, 'm-deep');
+    await writePeftDir(
+      deep,
+      randomAdapter(randomCheckpoint({ num_hidden_layers: 3 }).config, 2, 54, ['q_proj']),
+    );
+    await expect(
+      merge(['--adapter', a, deep, '--out', join(root, 'never'), '--method', 'cat']),
+    ).rejects.toThrow(/different base models: .*m-a has layers 0-1, .*m-deep has layers 0-2/);
     await expect(
       merge(['--adapter', a, b, '--out', join(root, 'never'), '--method', 'linear']),
     ).rejects.toThrow(/one rank, got 4, 2/);

@@ -180,6 +180,14 @@ export async function readToolAdapter(dir: string, base?: ModelConfig): Promise<
 export function jointShape(adapters: readonly ToolAdapter[]): AdapterShape {
   const joint: AdapterShape = { dims: {}, numLayers: 0 };
   const from: Partial<Record<Dim, string>> = {};
+  // Adapters over every layer (no layers_to_transform) tell the base's depth: it must be one.
+  const full = adapters.filter((t) => t.layersToTransform === null);
+  const deep = full.find((t) => t.shape.numLayers !== full[0]!.shape.numLayers);
+  if (deep) {
+    throw new AdapterWeightsError(
+      `adapters for different base models: ${full[0]!.dir} has layers 0-${full[0]!.shape.numLayers - 1}, ${deep.dir} has layers 0-${deep.shape.numLayers - 1}`,
+    );
+  }
   for (const t of adapters) {
     joint.numLayers = Math.max(joint.numLayers, t.config.numLayers);
     for (const dim of Object.keys(t.shape.dims) as Dim[]) {

@@ -139,6 +139,64 @@ function svdForEnergy(
   }
 }
 
+export interface ExtractedFactors {
+  /** B = U·√S (out, rank), A = √S·Vᵀ (rank, in), float32 */
+  factors: { a: Float32Array; b: Float32Array };
+  rank: number;
+  /** Σ kept σ² */
+  kept: number;
+  /** ‖ΔW‖²_F */
+  total: number;
+  /** ‖ΔW − B·A‖_F of the float32 factors, and ‖ΔW‖_F */
+  error: number;
+  norm: number;
+  dense: boolean;
+}
+
+/**
+ * One module's extraction: the truncated SVD of ΔW (out, in) at a fixed rank, or at the smallest rank
+ * keeping `energy` of ‖ΔW‖²_F, as LoRA factors with scale 1. `name` is for messages.
+ */
+export function extractFactors(
+  delta: Matrix,
+  want: { rank: number } | { energy: number },
+  svdOpts: TruncatedSvdOptions = {},
+  name = 'the matrix',
+): ExtractedFactors {
+  const { rows: outF, cols: inF, data: d } = delta;
+  let total = 0;
+  for (let i = 0; i < d.length; i++) total += d[i]! * d[i]!;
+  const minDim = Math.min(outF, inF);
+  let svd: Svd;
+  let r: number;
+  let dense: boolean;
+  if (total === 0) {
+    r = 'rank' in want ? want.rank : 1;
+    svd = {
+      u: { rows: outF, cols: 0, data: new Float64Array(0) },
+      s: new Float64Array(0),
+      vt: { rows: 0, cols: inF, data: new Float64Array(0) },
+    };
+    dense = true;
+  } else if ('rank' in want) {
+    r = want.rank;
+    dense = useDense(minDim, r, svdOpts);
+    svd = truncatedSvd(delta, r, { ...svdOpts, method: dense ? 'dense' : 'randomized' });
+  } else {
+    const got = svdForEnergy(delta, total, want.energy, svdOpts);
+    if (!got) {
+      throw new BadInputError(
+        `keeping ${want.energy} of the energy of ${name} [${outF}, ${inF}] needs a rank of at least min(out, in) = ${minDim}: lower energy or use rank`,
+        { details: { tensor: name } },
+      );
+    }
+    ({ svd, rank: r, dense } = got);
+  }
+  const factors = loraFactors(svd, r, 'sqrt');
+  const { error, norm } = factorError(d, factors.b, factors.a, r);
+  return { factors, rank: r, kept: Math.min(energyOf(svd.s, r), total), total, error, norm, dense };
+}
+
 export function extractAdapter(
   base: Checkpoint,
   tuned: Checkpoint,
@@ -186,42 +244,14 @@ export function extractAdapter(
       const wb = base.tensors.get(name)!.data;
       const wt = tuned.tensors.get(name)!.data;
       const d = new Float64Array(outF * inF);
-      let total = 0;
-      for (let i = 0; i < d.length; i++) {
-        const x = wt[i]! - wb[i]!;
-        d[i] = x;
-        total += x * x;
-      }
-      const delta: Matrix = { rows: outF, cols: inF, data: d };
-      const minDim = Math.min(outF, inF);
-      let svd: Svd;
-      let r: number;
-      let dense: boolean;
-      if (total === 0) {
-        r = rank ?? 1;
-        svd = {
-          u: { rows: outF, cols: 0, data: new Float64Array(0) },
-          s: new Float64Array(0),
-          vt: { rows: 0, cols: inF, data: new Float64Array(0) },
-        };
-        dense = true;
-      } else if (rank !== undefined) {
-        r = rank;
-        dense = useDense(minDim, rank, svdOpts);
-        svd = truncatedSvd(delta, rank, { ...svdOpts, method: dense ? 'dense' : 'randomized' });
-      } else {
-        const got = svdForEnergy(delta, total, energy!, svdOpts);
-        if (!got) {
-          throw new BadInputError(
-            `keeping ${energy} of the energy of ${name} [${outF}, ${inF}] needs a rank of at least min(out, in) = ${minDim}: lower energy or use rank`,
-            { details: { tensor: name } },
-          );
-        }
-        ({ svd, rank: r, dense } = got);
-      }
-      const f = loraFactors(svd, r, 'sqrt');
-      const kept = energyOf(svd.s, r);
-      const { error, norm } = factorError(d, f.b, f.a, r);
+      for (let i = 0; i < d.length; i++) d[i] = wt[i]! - wb[i]!;
+      const x = extractFactors(
+        { rows: outF, cols: inF, data: d },
+        rank !== undefined ? { rank } : { energy: energy! },
+        svdOpts,
+        name,
+      );
+      const { factors: f, rank: r, kept, total, error, norm, dense } = x;
       const report: ModuleReport = {
         module: peftModulePath(l, m),
         shape: [outF, inF],

@@ -17,7 +17,7 @@
  * is written as zeros, so the file covers every (layer, module) it declares.
  */
 import { BadInputError } from '../../shared/errors.js';
-import { LINEAR_MODULES, type LinearModule } from '../formats/hf-config.js';
+import { LINEAR_MODULES, linearShape, type LinearModule, type ModelConfig } from '../formats/hf-config.js';
 import {
   loraKey,
   maxModuleRank,
@@ -27,7 +27,6 @@ import {
   type LoraAdapter,
   type LoraWeights,
 } from '../formats/peft.js';
-import { linearShape, type ModelConfig } from '../formats/hf-config.js';
 import { energyOf, loraFactors, productSvd } from './low-rank.js';
 
 export type MergeMethod = 'linear' | 'cat' | 'svd';

@@ -1,7 +1,8 @@
 /**
  * Dense SVD for small and medium matrices: one-sided (Hestenes) Jacobi in float64. Pairs of columns are
  * rotated until every pair is orthogonal to `tol` relative to their norms; the column norms are then the
- * singular values, the normalized columns U, and the accumulated rotations V. Jacobi is slower than
+ * singular values, the normalized columns U, and the accumulated rotations V. Column norms are tracked
+ * through the rotations and the largest remaining column leads each row of a sweep (de Rijk's pivoting). Jacobi is slower than
  * Golub–Kahan but short, and it has high relative accuracy: small singular values of a graded
  * (ill-conditioned) matrix come out with small relative error, not merely ε·σ_max.
  * A tall matrix is first reduced by Householder QR (A = Q·R, Jacobi on the n×n R, U = Q·U_R), a wide one
@@ -53,23 +54,36 @@ export function jacobiSvd(a: Matrix, options: JacobiOptions = {}): Svd {
   const g = transpose(a).data;
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  // Squared column norms, kept current through each rotation (α' = α − tγ, β' = β + tγ, as LAPACK's dgesvj)
+  // and recomputed exactly at every sweep and whenever a subtraction could have cancelled: only γ needs a
+  // pass over the columns for a pair that is already orthogonal.
+  const d = new Float64Array(n);
+  const norm2 = (j: number): number => {
+    let s = 0;
+    for (let i = j * m; i < j * m + m; i++) s += g[i]! * g[i]!;
+    return s;
+  };
   let converged = n < 2;
   for (let sweep = 0; sweep < maxSweeps && !converged; sweep++) {
+    for (let j = 0; j < n; j++) d[j] = norm2(j);
     let rotations = 0;
     for (let p = 0; p < n - 1; p++) {
+      // de Rijk's pivoting: the largest remaining column goes first (fewer sweeps, sorted output).
+      let best = p;
+      for (let j = p + 1; j < n; j++) if (d[j]! > d[best]!) best = j;
+      if (best !== p) {
+        swapRows(g, m, p, best);
+        swapRows(v, n, p, best);
+        [d[p], d[best]] = [d[best]!, d[p]!];
+      }
       const gp = p * m;
       for (let q = p + 1; q < n; q++) {
+        const alpha = d[p]!;
+        const beta = d[q]!;
+        if (alpha === 0 || beta === 0) continue;
         const gq = q * m;
-        let alpha = 0;
-        let beta = 0;
         let gamma = 0;
-        for (let i = 0; i < m; i++) {
-          const x = g[gp + i]!;
-          const y = g[gq + i]!;
-          alpha += x * x;
-          beta += y * y;
-          gamma += x * y;
-        }
+        for (let i = 0; i < m; i++) gamma += g[gp + i]! * g[gq + i]!;
         if (gamma === 0 || !(Math.abs(gamma) > tol * Math.sqrt(alpha) * Math.sqrt(beta))) continue;
         rotations++;
         const zeta = (beta - alpha) / (2 * gamma);
@@ -93,6 +107,10 @@ export function jacobiSvd(a: Matrix, options: JacobiOptions = {}): Svd {
           v[vp + i] = c * x - s * y;
           v[vq + i] = s * x + c * y;
         }
+        const na = alpha - t * gamma;
+        const nb = beta + t * gamma;
+        d[p] = na < 0.5 * alpha ? norm2(p) : na;
+        d[q] = nb < 0.5 * beta ? norm2(q) : nb;
       }
     }
     converged = rotations === 0;
@@ -160,6 +178,12 @@ function completeOrthonormal(ut: Float64Array, m: number, n: number, missing: re
     for (let i = 0; i < m; i++) ut[k * m + i] = best[i]! / bestNorm;
     filled.add(k);
   }
+}
+
+function swapRows(x: Float64Array, len: number, p: number, q: number): void {
+  const tmp = x.slice(p * len, p * len + len);
+  x.copyWithin(p * len, q * len, q * len + len);
+  x.set(tmp, q * len);
 }
 
 /** The first k triplets of an SVD (k ≤ its length). */

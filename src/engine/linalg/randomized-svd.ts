@@ -10,7 +10,7 @@
  */
 import { invariant } from '../../shared/invariant.js';
 import { denseSvd, truncateSvd, type Svd } from './jacobi-svd.js';
-import { gaussian, matmul, matmulNT, matmulTN, transpose, type Matrix } from './matrix.js';
+import { gaussian, matmulNT, transpose, type Matrix } from './matrix.js';
 import { householderQr } from './qr.js';
 
 export interface RandomizedSvdOptions {
@@ -34,14 +34,16 @@ export function randomizedSvd(a: Matrix, rank: number, options: RandomizedSvdOpt
   const q = options.powerIterations ?? 2;
   const l = Math.min(rank + p, minDim);
   if (l === minDim) return truncateSvd(denseSvd(a), rank);
-  const omega = gaussian(n, l, options.seed ?? 0);
-  let basis = householderQr(matmul(a, omega)).q; // (m, l)
+  // Every product is a·xᵀ over contiguous rows (matrix.ts matmulNT): Aᵀ is formed once (one more copy of A).
+  const at = transpose(a);
+  const omegaT = gaussian(l, n, options.seed ?? 0); // Ωᵀ
+  let basis = householderQr(matmulNT(a, omegaT)).q; // (m, l): A·Ω
   for (let it = 0; it < q; it++) {
-    const z = householderQr(matmulTN(a, basis)).q; // (n, l): Aᵀ·Q
-    basis = householderQr(matmul(a, z)).q; // (m, l): A·Z
+    const z = householderQr(matmulNT(at, transpose(basis))).q; // (n, l): Aᵀ·Q
+    basis = householderQr(matmulNT(a, transpose(z))).q; // (m, l): A·Z
   }
   // Bᵀ = Aᵀ·Q (n, l) = U_b·S·V_bᵀ, so A ≈ Q·B = (Q·V_b)·S·U_bᵀ.
-  const bt = denseSvd(matmulTN(a, basis));
+  const bt = denseSvd(matmulNT(at, transpose(basis)));
   const u = matmulNT(basis, bt.vt); // Q·V_b: (m, l)
   return truncateSvd({ u, s: bt.s, vt: transpose(bt.u) }, rank);
 }
