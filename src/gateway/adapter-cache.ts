@@ -80,9 +80,10 @@ export class AdapterCache {
       this.counts.hits++;
       return hit;
     }
-    this.counts.misses++;
     let p = this.loading.get(version.id);
     if (!p) {
+      // One miss per load, however many requests wait for it (prefetch and the request itself, say).
+      this.counts.misses++;
       p = this.load(version, config).finally(() => this.loading.delete(version.id));
       this.loading.set(version.id, p);
     }

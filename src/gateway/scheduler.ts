@@ -109,10 +109,16 @@ export class ModelScheduler {
     const mine = this.waiting.get(spec.customerId) ?? [];
     let total = 0;
     for (const q of this.waiting.values()) total += q.length;
-    if (mine.length >= this.options.maxQueuedPerCustomer || total >= this.options.maxQueued) {
+    // Requests the batch can still take at the next step are not "queued": only the excess counts.
+    let running = 0;
+    for (const s of this.running) if (s.spec.customerId === spec.customerId) running++;
+    const roomForMe = Math.max(0, Math.min(this.pool.free, this.options.maxRunningPerCustomer - running));
+    const queuedMine = Math.max(0, mine.length - roomForMe);
+    const queuedAll = Math.max(0, total - this.pool.free);
+    if (queuedMine >= this.options.maxQueuedPerCustomer || queuedAll >= this.options.maxQueued) {
       throw new RateLimitedError(
-        mine.length >= this.options.maxQueuedPerCustomer
-          ? `you have ${mine.length} generation requests waiting (the limit); retry shortly`
+        queuedMine >= this.options.maxQueuedPerCustomer
+          ? `you have ${queuedMine} generation requests waiting (the limit); retry shortly`
           : 'the generation queue is full; retry shortly',
       );
     }
@@ -196,6 +202,7 @@ export class ModelScheduler {
     this.admit();
     const calls = [...this.prefillCalls(), ...this.decodeCalls()];
     if (calls.length === 0) return false;
+    this.fitStride();
     this.arrange(calls);
     for (const call of calls) await this.run(call);
     this.counters.steps++;
@@ -274,6 +281,18 @@ export class ModelScheduler {
       s.state = 'prefill';
       this.running.push(s);
     }
+  }
+
+  /**
+   * Keeps the pool's row stride at the next power of two (≥ 64) of what the running rows may need: the
+   * attention's past is (B, KVH, stride, D), and onnxruntime's work on it follows its shape. Grows at once;
+   * shrinks only when 4× too large, so it does not flap.
+   */
+  private fitStride(): void {
+    let need = 64;
+    for (const s of this.running) need = Math.max(need, s.contextNeed);
+    const want = Math.min(this.pool.capacity, 2 ** Math.ceil(Math.log2(need)));
+    if (want > this.pool.stride || want * 4 <= this.pool.stride) this.pool.restride(want);
   }
 
   /** The session group a row runs in this step. */

@@ -1,7 +1,8 @@
 /**
  * One call of the serving graph over a contiguous run of KV-pool slots: a decode step (one token per row) or
  * a prefill chunk (several tokens per row; rows of a multi-row chunk must all start with an empty cache, so
- * their right padding is legal for GroupQueryAttention). Feeds, in-place cache binding, per-row logits.
+ * their right padding is legal for GroupQueryAttention). Feeds the pool's slabs as past, appends the call's
+ * new keys/values to them, returns per-row logits.
  * The scheduler decides what runs (src/gateway/scheduler.ts); the graph is src/engine/nn/llama-serve.ts.
  */
 import type { ModelConfig } from '../engine/formats/hf-config.js';
@@ -55,8 +56,8 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
   rows.forEach((r, b) => {
     invariant(r.ids.length >= 1, () => `row ${b} has no tokens`);
     invariant(
-      past[b]! + S <= pool.capacity,
-      () => `row at slot ${start + b} would pass the cache capacity ${pool.capacity}`,
+      past[b]! + S <= pool.stride,
+      () => `row at slot ${start + b} would pass the cache stride ${pool.stride}`,
     );
     for (let j = 0; j < S; j++) {
       ids[b * S + j] = j < r.ids.length ? r.ids[j]! : 0;
@@ -74,18 +75,13 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
     last_index: i64([B], last),
   };
   const { numKvHeads: KVH, headDim: D, vocabSize: V } = config;
-  const shape = [B, KVH, pool.capacity, D];
-  const logits = new Float32Array(B * V);
-  const outputs: Record<string, HostTensor> = { logits: { dtype: 'float32', shape: [B, V], data: logits } };
+  const shape = [B, KVH, pool.stride, D];
+  const fetches = ['logits'];
   for (let l = 0; l < config.numLayers; l++) {
     const v = pool.view(l, start, B);
-    const key: HostTensor = { dtype: 'float32', shape, data: v.key };
-    const value: HostTensor = { dtype: 'float32', shape, data: v.value };
-    feeds[`past.${l}.key`] = key;
-    feeds[`past.${l}.value`] = value;
-    // present shares past's buffer: the kernel writes only the new positions.
-    outputs[`present.${l}.key`] = key;
-    outputs[`present.${l}.value`] = value;
+    feeds[`past.${l}.key`] = { dtype: 'float32', shape, data: v.key };
+    feeds[`past.${l}.value`] = { dtype: 'float32', shape, data: v.value };
+    fetches.push(`new.${l}.key`, `new.${l}.value`);
   }
   if (session.inputNames.includes('lora_slot')) {
     invariant(call.loraFeeds, 'a stacked-LoRA session needs loraFeeds');
@@ -95,7 +91,26 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
       rows.map((r) => r.loraSlot ?? 0),
     );
   }
-  await session.run(feeds, outputs);
+  const out = await session.run(feeds, fetches);
+  // Append each row's new keys/values (its real tokens only, not right padding) at its own positions.
+  for (let l = 0; l < config.numLayers; l++) {
+    const v = pool.view(l, start, B);
+    for (const [which, dst] of [
+      ['key', v.key],
+      ['value', v.value],
+    ] as const) {
+      const src = out[`new.${l}.${which}`]!.data as Float32Array;
+      rows.forEach((r, b) => {
+        for (let j = 0; j < r.ids.length; j++) {
+          const from = (b * S + j) * KVH * D;
+          for (let h = 0; h < KVH; h++) {
+            const to = ((b * KVH + h) * pool.stride + past[b]! + j) * D;
+            dst.set(src.subarray(from + h * D, from + (h + 1) * D), to);
+          }
+        }
+      });
+    }
+  }
   rows.forEach((r, b) => (pool.lengths[start + b] = past[b]! + r.ids.length));
-  return logits;
+  return out.logits!.data as Float32Array;
 }

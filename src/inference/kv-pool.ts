@@ -14,8 +14,12 @@ export class KvPool {
   /** Tokens cached per slot. */
   readonly lengths: Int32Array;
   private readonly used: Uint8Array;
-  /** Floats of one slot in one layer's buffer: KVH·CAP·D. */
-  readonly slab: number;
+  /**
+   * Tokens per slab in the current layout (≤ capacity). The buffers hold `capacity`-token slabs, but rows are
+   * laid out with this stride so a call's past is (B, KVH, stride, D): work that scales with the past's shape
+   * follows what the running rows need, not the largest request the pool could take. `restride` changes it.
+   */
+  stride: number;
 
   constructor(
     readonly layers: number,
@@ -28,10 +32,11 @@ export class KvPool {
       slots >= 1 && capacity >= 1,
       () => `KvPool needs slots ≥ 1 and capacity ≥ 1, got ${slots}, ${capacity}`,
     );
-    this.slab = kvHeads * capacity * headDim;
+    this.stride = capacity;
+    const floats = slots * kvHeads * capacity * headDim;
     // Large zeroed buffers are mapped lazily by the OS: untouched slots cost address space, not RSS.
-    this.keys = Array.from({ length: layers }, () => new Float32Array(slots * this.slab));
-    this.values = Array.from({ length: layers }, () => new Float32Array(slots * this.slab));
+    this.keys = Array.from({ length: layers }, () => new Float32Array(floats));
+    this.values = Array.from({ length: layers }, () => new Float32Array(floats));
     this.lengths = new Int32Array(slots);
     this.used = new Uint8Array(slots);
   }
@@ -48,7 +53,38 @@ export class KvPool {
   }
 
   get bytes(): number {
-    return 2 * this.layers * this.slots * this.slab * 4;
+    return 2 * this.layers * this.slots * this.kvHeads * this.capacity * this.headDim * 4;
+  }
+
+  /** Floats of one slot in one layer's buffer in the current layout: KVH·stride·D. */
+  get slab(): number {
+    return this.kvHeads * this.stride * this.headDim;
+  }
+
+  /**
+   * Lays every row out with `stride` tokens per slab, moving each row's valid prefix (memmove-safe order:
+   * from the end when growing, from the start when shrinking). Rows must fit: length ≤ stride.
+   */
+  restride(stride: number): void {
+    invariant(stride >= 1 && stride <= this.capacity, () => `stride ${stride} outside 1..${this.capacity}`);
+    if (stride === this.stride) return;
+    const { kvHeads: KVH, headDim: D } = this;
+    const old = this.stride;
+    const blocks: { src: number; dst: number; n: number }[] = [];
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (!this.used[slot]) continue;
+      const n = this.lengths[slot]! * D;
+      invariant(
+        this.lengths[slot]! <= stride,
+        () => `slot ${slot} holds ${this.lengths[slot]} > stride ${stride}`,
+      );
+      for (let h = 0; h < KVH; h++)
+        blocks.push({ src: (slot * KVH + h) * old * D, dst: (slot * KVH + h) * stride * D, n });
+    }
+    if (stride > old) blocks.reverse();
+    for (const buf of [...this.keys, ...this.values])
+      for (const b of blocks) if (b.n > 0 && b.src !== b.dst) buf.copyWithin(b.dst, b.src, b.src + b.n);
+    this.stride = stride;
   }
 
   get free(): number {
@@ -76,7 +112,7 @@ export class KvPool {
     return this.used[slot] === 1;
   }
 
-  /** (count, KVH, CAP, D) views of layer l's keys and values for slots [start, start + count). */
+  /** (count, KVH, stride, D) views of layer l's keys and values for slots [start, start + count). */
   view(l: number, start: number, count: number): { key: Float32Array; value: Float32Array } {
     const a = start * this.slab;
     const b = (start + count) * this.slab;
@@ -95,7 +131,7 @@ export class KvPool {
       invariant(this.used[from] === 1, () => `arrange: slot ${from} is free`);
       invariant(!this.used[to] || moves.has(to), () => `arrange: slot ${to} is taken`);
     }
-    const { kvHeads: KVH, capacity: CAP, headDim: D } = this;
+    const { kvHeads: KVH, stride: CAP, headDim: D } = this;
     const saved = [...moves].map(([from, to]) => {
       const n = this.lengths[from]! * D;
       const copy = (buf: Float32Array) => {

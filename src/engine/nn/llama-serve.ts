@@ -1,8 +1,8 @@
 /**
  * The Llama serving graph for continuous batching: `buildServeGraph(config, weights, options)`. Each row of
  * a call is one sequence with its own cache slab in a shared pool (B, KVH, CAP, D); attention is
- * com.microsoft.GroupQueryAttention, which reads only each row's own valid prefix and writes the new K/V at
- * that row's position in place. A call is either a decode step (S = 1 for every row) or a prefill chunk
+ * com.microsoft.GroupQueryAttention, which reads only each row's own valid prefix; the call's new K/V come
+ * back as outputs and the caller appends them to the slabs. A call is either a decode step (S = 1 for every row) or a prefill chunk
  * (S new tokens per row after that row's cached prefix; right-padded when rows' chunks differ and their
  * caches are empty). Not the training/reference graph (llama.ts), not the pool bookkeeping
  * (src/inference/kv-pool.ts).
@@ -12,7 +12,8 @@
  *   b·S + the column whose logits are wanted · past.{l}.key/value (B, KVH, CAP, D)
  *   stacked LoRA: lora_slot (B) int64 · lora.{module}.col_slot (R_m) int64 · lora.{l}.{module}.A (R_m, in)
  *   · lora.{l}.{module}.B (R_m, out) (Bᵀ, scale folded in)
- * Graph outputs: logits (B, V) · present.{l}.key/value (B, KVH, CAP, D), bound to the past buffers.
+ * Graph outputs: logits (B, V) · new.{l}.key/value (B, S, KVH·D): this call's roped keys and values, which
+ *   the caller appends to each row's slab (batch-step.ts); the pool is read as past, never written by ORT.
  */
 import { Graph } from '../ir/graph.js';
 import type { Value } from '../ir/types.js';
@@ -92,12 +93,15 @@ export function buildServeGraph(
     const x = rmsNorm(g, h, f32(`l${l}.input_norm`, lw.inputNorm, [C]), config.rmsNormEps);
     const pastKey = g.input(`past.${l}.key`, 'float32', ['B', KVH, 'CAP', D]);
     const pastValue = g.input(`past.${l}.value`, 'float32', ['B', KVH, 'CAP', D]);
-    const [attn, presentKey, presentValue] = g.op(
+    /** (B, S, KVH·D): this call's roped keys and values, which the caller writes into its pool. */
+    const newKey = roped(proj(lw, l, 'k_proj', x), KVH);
+    const newValue = proj(lw, l, 'v_proj', x);
+    const [attn] = g.op(
       'groupQueryAttention',
       [
         roped(proj(lw, l, 'q_proj', x), H),
-        roped(proj(lw, l, 'k_proj', x), KVH),
-        proj(lw, l, 'v_proj', x),
+        newKey,
+        newValue,
         pastKey,
         pastValue,
         seqlensK,
@@ -110,8 +114,11 @@ export function buildServeGraph(
         ...(config.slidingWindow === null ? {} : { localWindowSize: config.slidingWindow - 1 }),
       },
     ) as [Value, Value, Value];
-    g.output(presentKey, `present.${l}.key`);
-    g.output(presentValue, `present.${l}.value`);
+    // NOTE(perf): GroupQueryAttention's present outputs are not fetched. onnxruntime-node returns every fetched
+    // output as a fresh copy (B·KVH·CAP·D floats per layer, even when bound to a caller's buffer), which cost more
+    // than the whole step; unfetched, the kernel copies only each row's valid prefix into its scratch present.
+    g.output(newKey, `new.${l}.key`);
+    g.output(newValue, `new.${l}.value`);
     h = g.add(h, proj(lw, l, 'o_proj', attn));
     const y = rmsNorm(g, h, f32(`l${l}.post_norm`, lw.postNorm, [C]), config.rmsNormEps);
     h = g.add(
