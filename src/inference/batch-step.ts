@@ -74,7 +74,7 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
     total_sequence_length: { dtype: 'int32', shape: [], data: Int32Array.of(total) },
     last_index: i64([B], last),
   };
-  const { numKvHeads: KVH, headDim: D, vocabSize: V } = config;
+  const { numKvHeads: KVH, headDim: D } = config;
   const shape = [B, KVH, pool.stride, D];
   const fetches = ['logits'];
   for (let l = 0; l < config.numLayers; l++) {
