@@ -53,6 +53,8 @@ export interface S3StorageConfig {
 export type StorageConfig = { kind: 'fs'; dir: string } | S3StorageConfig;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** json: one JSON object a line (for log shippers); pretty: one readable line each (for a terminal). */
+export type LogFormat = 'json' | 'pretty';
 
 export interface Limits {
   maxDatasetBytes: number;
@@ -83,11 +85,21 @@ export interface Config {
   /** Base URL (no trailing slash) the directory store puts in presigned links. */
   publicUrl: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   production: boolean;
   limits: Limits;
   workerConcurrency: number;
   executionProvider: 'cpu' | 'cuda';
   gateway: GatewayConfig;
+  metrics: MetricsConfig;
+}
+
+/** GET /metrics (src/http/metrics.ts). */
+export interface MetricsConfig {
+  /** A bearer token that may scrape /metrics besides the admin key; null: the admin key only. */
+  token: string | null;
+  /** Adapters that get their own `adapter` label value in generation metrics; the rest are "other". */
+  adapterLabels: number;
 }
 
 /** The serving runtime's sizes and limits (src/gateway/, docs/GATEWAY.md). */
@@ -119,6 +131,8 @@ const DEFAULTS = {
   dataDir: './.deltagate',
   s3Region: 'us-east-1',
   logLevel: 'info',
+  logFormat: 'json',
+  metricsAdapterLabels: 20,
   maxDatasetBytes: 100 * MiB,
   maxInlineDatasetBytes: 4 * MiB,
   maxAdapterBytes: 256 * MiB,
@@ -213,6 +227,24 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: 'DELTAGATE_LOG_LEVEL',
     default: DEFAULTS.logLevel,
     description: 'pino level: fatal, error, warn, info, debug, trace, silent.',
+  },
+  {
+    name: 'DELTAGATE_LOG_FORMAT',
+    default: DEFAULTS.logFormat,
+    description:
+      '`json` (one JSON object a line, for log shippers) or `pretty` (one readable, coloured line each, for a terminal).',
+  },
+  {
+    name: 'DELTAGATE_METRICS_TOKEN',
+    default: '',
+    description:
+      'Bearer token (at least 24 characters) that may scrape `GET /metrics` besides the admin key. Unset: the admin key only.',
+  },
+  {
+    name: 'DELTAGATE_METRICS_ADAPTER_LABELS',
+    default: String(DEFAULTS.metricsAdapterLabels),
+    description:
+      'Adapters (the first seen) that get their own `adapter` label in generation metrics; later ones share `other` (0: none).',
   },
   {
     name: 'DELTAGATE_MAX_DATASET_BYTES',
@@ -351,7 +383,11 @@ function read<T>(
   return parsed.data;
 }
 
-const SECRET_VARIABLES = new Set(['DELTAGATE_ADMIN_KEY', 'DELTAGATE_S3_SECRET_ACCESS_KEY']);
+const SECRET_VARIABLES = new Set([
+  'DELTAGATE_ADMIN_KEY',
+  'DELTAGATE_S3_SECRET_ACCESS_KEY',
+  'DELTAGATE_METRICS_TOKEN',
+]);
 
 function parseDatabaseUrl(raw: string | undefined, dataDir: string): DatabaseConfig {
   const name = 'DELTAGATE_DATABASE_URL';
@@ -464,6 +500,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel =
     read(env, 'DELTAGATE_LOG_LEVEL', z.enum(LOG_LEVELS), `one of ${LOG_LEVELS.join('|')}`) ??
     DEFAULTS.logLevel;
+  const logFormat =
+    read(env, 'DELTAGATE_LOG_FORMAT', z.enum(['json', 'pretty']), 'json or pretty') ?? DEFAULTS.logFormat;
+  const metrics: MetricsConfig = {
+    token:
+      read(
+        env,
+        'DELTAGATE_METRICS_TOKEN',
+        z.string().min(24).max(512).regex(/^\S+$/),
+        'at least 24 characters, no spaces',
+      ) ?? null,
+    adapterLabels:
+      read(env, 'DELTAGATE_METRICS_ADAPTER_LABELS', intIn(0, 1000), 'an integer 0-1000') ??
+      DEFAULTS.metricsAdapterLabels,
+  };
   const bytes = (name: string, dflt: number) =>
     read(env, name, intIn(1, Number.MAX_SAFE_INTEGER), 'a positive integer number of bytes') ?? dflt;
   const maxAdapterBytes = bytes('DELTAGATE_MAX_ADAPTER_BYTES', DEFAULTS.maxAdapterBytes);
@@ -531,11 +581,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     servingQuantization,
     publicUrl,
     logLevel,
+    logFormat,
     production: env.NODE_ENV === 'production',
     limits,
     workerConcurrency,
     executionProvider,
     gateway,
+    metrics,
   };
 }
 

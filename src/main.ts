@@ -1,8 +1,10 @@
 /**
  * The composition root of the API process: `startServer(config, { logger })` wires the concrete pieces —
  * SQL (migrated), blob store, base models, services, the training queue, worker and reconciler, the GraphQL
- * schema and rate limiter — and hands them to the HTTP server (src/http/: routing, body limits, Apollo,
- * graphql-ws, /blobs/, /healthz). `close()` stops the server first, then the training side and the database.
+ * schema, the rate limiter and generation token budget (one of each, shared by /graphql and the
+ * OpenAI-compatible /v1 routes), metrics and readiness probes (src/probes.ts) — and hands them to the HTTP
+ * server (src/http/: routing, body limits, Apollo, graphql-ws, /v1, /metrics, /readyz, /blobs/, /healthz).
+ * `close()` stops the server first, then the probes, the training side and the database.
  * `deltagate serve` (src/commands/serve.ts) adds signals and the admin-key banner.
  */
 import 'reflect-metadata';
@@ -13,7 +15,10 @@ import type { Logger } from 'pino';
 import { ConfigError, type Config } from './config.js';
 import { openBackends } from './backends.js';
 import { loadTokenizer } from './engine/formats/tokenizer.js';
+import { Metrics } from './http/metrics.js';
+import { OPENAI_BODY_LIMIT } from './http/openai/index.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
+import { createProbes } from './probes.js';
 import { buildDeltagateSchema } from './resolvers/schema.js';
 import { createGenerationBudget, createRateLimiter } from './resolvers/security/index.js';
 import { createServices, type Services } from './services/index.js';
@@ -142,9 +147,33 @@ export async function startServer(config: Config, options: StartServerOptions): 
   const reconciler = setInterval(() => void reconcile(), 60_000);
   reconciler.unref();
 
+  const probes = createProbes({
+    db,
+    blobs,
+    redisUrl: config.redisUrl,
+    queuePrefix: training.queuePrefix,
+    logger,
+  });
+  // One request limiter and one generation token budget for /graphql and /v1 alike.
+  const limiter = createRateLimiter({ perMinute: config.limits.rateLimitPerMinute });
+  const generationBudget = createGenerationBudget({
+    tokensPerMinute: config.limits.generationTokensPerMinute,
+  });
+  const metrics = new Metrics({
+    services,
+    limiter,
+    logger,
+    token: config.metrics.token,
+    maxAdapterLabels: config.metrics.adapterLabels,
+    trainingJobCounts: probes.trainingJobCounts,
+    ...(probes.queueCounts ? { queueCounts: probes.queueCounts } : {}),
+  });
+
   // Stops what started above, in order: running jobs get 10 s, then go back to the queue (SQL keeps them
   // RUNNING; the reconciler or another worker resumes them from their last checkpoint).
   const closeBackground = async () => {
+    metrics.close();
+    await probes.close();
     clearInterval(reconciler);
     await runner.close({ timeoutMs: 10_000 });
     await queue.close();
@@ -163,16 +192,14 @@ export async function startServer(config: Config, options: StartServerOptions): 
       graphql: {
         schema: await buildDeltagateSchema(),
         services,
-        limiter: createRateLimiter({ perMinute: config.limits.rateLimitPerMinute }),
+        limiter,
         production: config.production,
         maxBodyBytes: graphqlBodyLimit(config),
-        guards: {
-          generationBudget: createGenerationBudget({
-            tokensPerMinute: config.limits.generationTokensPerMinute,
-          }),
-          maxInlineAdapterBytes: config.limits.maxInlineAdapterBytes,
-        },
+        guards: { generationBudget, maxInlineAdapterBytes: config.limits.maxInlineAdapterBytes },
       },
+      openai: { services, limiter, generationBudget, maxBodyBytes: OPENAI_BODY_LIMIT },
+      metrics,
+      readiness: probes.readiness,
     });
   } catch (err) {
     // e.g. the port is taken: release the worker and the database so the process can exit.
@@ -184,6 +211,7 @@ export async function startServer(config: Config, options: StartServerOptions): 
   logger.info(
     {
       url: `${http.url}/graphql`,
+      openai: `${http.url}/v1`,
       database: config.database.kind,
       storage: config.storage.kind,
       baseModels: baseModels.list().map((m) => m.id),

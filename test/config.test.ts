@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       servingQuantization: 'nf4',
       publicUrl: 'http://localhost:4000',
       logLevel: 'info',
+      logFormat: 'json',
       production: false,
       limits: {
         maxDatasetBytes: 100 * MiB,
@@ -53,6 +54,7 @@ describe('loadConfig', () => {
         maxQueuedPerCustomer: 64,
         requestTimeoutMs: 120_000,
       },
+      metrics: { token: null, adapterLabels: 20 },
     });
   });
 
@@ -74,6 +76,9 @@ describe('loadConfig', () => {
       DELTAGATE_SERVING_QUANTIZATION: 'none',
       DELTAGATE_PUBLIC_URL: 'https://api.example.com/',
       DELTAGATE_LOG_LEVEL: 'debug',
+      DELTAGATE_LOG_FORMAT: 'pretty',
+      DELTAGATE_METRICS_TOKEN: 'm'.repeat(24),
+      DELTAGATE_METRICS_ADAPTER_LABELS: '0',
       DELTAGATE_MAX_DATASET_BYTES: '1000',
       DELTAGATE_MAX_INLINE_DATASET_BYTES: '10',
       DELTAGATE_MAX_ADAPTER_BYTES: '2000',
@@ -115,6 +120,7 @@ describe('loadConfig', () => {
       servingQuantization: 'none',
       publicUrl: 'https://api.example.com',
       logLevel: 'debug',
+      logFormat: 'pretty',
       production: true,
       limits: {
         maxDatasetBytes: 1000,
@@ -137,6 +143,7 @@ describe('loadConfig', () => {
         maxQueuedPerCustomer: 3,
         requestTimeoutMs: 5000,
       },
+      metrics: { token: 'm'.repeat(24), adapterLabels: 0 },
     });
   });
 
@@ -225,6 +232,15 @@ describe('loadConfig', () => {
     [
       { DELTAGATE_LOG_LEVEL: 'loud' },
       'DELTAGATE_LOG_LEVEL must be one of fatal|error|warn|info|debug|trace|silent (got "loud")',
+    ],
+    [{ DELTAGATE_LOG_FORMAT: 'xml' }, 'DELTAGATE_LOG_FORMAT must be json or pretty (got "xml")'],
+    [
+      { DELTAGATE_METRICS_TOKEN: 'short token' },
+      'DELTAGATE_METRICS_TOKEN must be at least 24 characters, no spaces (got 11 characters, not shown)',
+    ],
+    [
+      { DELTAGATE_METRICS_ADAPTER_LABELS: '-1' },
+      'DELTAGATE_METRICS_ADAPTER_LABELS must be an integer 0-1000 (got "-1")',
     ],
     [
       { DELTAGATE_MAX_DATASET_BYTES: '-1' },

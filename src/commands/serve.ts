@@ -5,6 +5,7 @@
  */
 import { loadConfig, unknownVariables } from '../config.js';
 import { startServer } from '../main.js';
+import { prettyDestination } from '../log-format.js';
 import { createLogger, runUntilSignal } from './command-kit.js';
 
 export const summary = 'run the GraphQL API server (POST and WebSocket /graphql)';
@@ -15,7 +16,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(process.env);
-  const logger = createLogger(config.logLevel, 'api');
+  const logger = createLogger(
+    config.logLevel,
+    'api',
+    config.logFormat === 'pretty' ? prettyDestination() : undefined,
+  );
   for (const name of unknownVariables(process.env))
     logger.warn({ variable: name }, 'unknown configuration variable');
 

@@ -14,6 +14,7 @@ import {
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../services/training-runner.js';
+import { prettyDestination } from '../log-format.js';
 import { createLogger, runUntilSignal } from './command-kit.js';
 
 export const summary = 'run training jobs from Redis (needs DELTAGATE_REDIS_URL)';
@@ -71,7 +72,11 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env);
-  const logger = createLogger(config.logLevel, 'worker');
+  const logger = createLogger(
+    config.logLevel,
+    'worker',
+    config.logFormat === 'pretty' ? prettyDestination() : undefined,
+  );
   for (const name of unknownVariables(process.env))
     logger.warn({ variable: name }, 'unknown configuration variable');
   if (config.redisUrl === null) {

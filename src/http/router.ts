@@ -77,8 +77,12 @@ export class Router {
     return this;
   }
 
-  /** Answers the request: the matching route's handler, or a JSON 404 / 405 / 413. */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Answers the request: the matching route's handler, or a JSON 404 / 405 / 413. `info.route` is set to the
+   * pattern of the route that answers (for metrics: a bounded label, never the raw path), before its handler
+   * runs; it stays unset for a 404 / 405.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, info: { route?: string } = {}): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'http://localhost');
     const allowed = new Set<string>();
@@ -90,6 +94,7 @@ export class Router {
         continue;
       }
       const limit = route.maxBodyBytes ?? 0;
+      info.route = route.pattern;
       try {
         await route.handler(req, res, { url, params, readBody: () => readBody(req, limit) });
       } catch (err) {

@@ -1,15 +1,21 @@
 /**
  * The node HTTP server of the API: `startHttpServer` wires the routes — the directory store's presigned-URL
- * handler on /blobs/*, /healthz, GraphQL (and graphql-ws) on /graphql — listens, and returns `close()`, which
- * drains in-flight requests and WebSockets. It builds no services and knows nothing about training: the
- * composition root (src/main.ts) passes those in and closes them after the server.
+ * handler on /blobs/*, /healthz (liveness), /readyz (dependencies), /metrics (Prometheus), GraphQL (and
+ * graphql-ws) on /graphql, the OpenAI-compatible API on /v1 — listens, and returns `close()`, which drains
+ * in-flight requests and WebSockets. Every request gets an id (`x-request-id`, access-log.ts) and one
+ * access-log line. It builds no services and knows nothing about training: the composition root
+ * (src/main.ts) passes those in and closes them after the server.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { BLOB_HTTP_PREFIX } from '../storage/fs-store.js';
+import { trackRequest } from './access-log.js';
 import { mountGraphQL, type GraphQLOptions } from './graphql.js';
 import { sendError, sendJson } from './json.js';
+import type { Metrics } from './metrics.js';
+import { openAIRoutes, type OpenAIOptions } from './openai/index.js';
+import { readinessRoute, type ReadinessCheck } from './readiness.js';
 import { Router } from './router.js';
 
 /** A handler that answers its own paths and returns false for every other one (src/storage/blob-http.ts). */
@@ -23,6 +29,12 @@ export interface HttpServerOptions {
   /** The directory store's presigned-URL handler; null when blobs live in S3. */
   blobHandler: BlobHttpHandler | null;
   graphql: Omit<GraphQLOptions, 'logger'>;
+  /** The OpenAI-compatible routes on /v1; absent: not served. */
+  openai?: Omit<OpenAIOptions, 'logger'>;
+  /** /metrics (and the per-request counters); absent: not served. */
+  metrics?: Metrics;
+  /** What /readyz checks; absent: no /readyz. */
+  readiness?: readonly ReadinessCheck[];
 }
 
 export interface HttpServer {
@@ -40,8 +52,12 @@ const HEADERS_TIMEOUT_MS = 30_000;
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { logger, blobHandler } = options;
   const router = new Router();
+  const { metrics } = options;
   const httpServer = createServer((req, res) => {
-    router.handle(req, res).catch((err: unknown) => {
+    const info = trackRequest(req, res, logger, (r) =>
+      metrics?.observeRequest(r.route, r.method, r.status, r.seconds),
+    );
+    router.handle(req, res, info).catch((err: unknown) => {
       logger.error({ err }, 'unhandled error in the HTTP handler');
       if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'internal error');
       else res.destroy();
@@ -62,7 +78,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   }
   router.add({ methods: '*', pattern: '/healthz', handler: (_req, res) => sendJson(res, 200, { ok: true }) });
+  if (options.readiness) router.add(readinessRoute(options.readiness, logger));
+  if (metrics) router.add(metrics.route());
   router.add(graphql.route);
+  if (options.openai) for (const route of openAIRoutes({ ...options.openai, logger })) router.add(route);
 
   try {
     await new Promise<void>((resolve, reject) => {

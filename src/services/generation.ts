@@ -63,6 +63,29 @@ export interface GenerationChunk {
   text: string;
   index: number;
   finishReason: FinishReason | null;
+  /** The last chunk only (the one with the finishReason): what the whole generation counted. */
+  usage?: Usage;
+}
+
+/**
+ * What one generation cost and how long it took, for metrics (`GenerationService.observe`): every request
+ * the gateway ran or refused after it was prepared — GraphQL and the OpenAI-compatible routes alike.
+ * Latencies are measured on the text deltas the client receives: `firstDeltaMs` from queueing to the first
+ * delta (the whole generation when it produced no text), `perTokenMs` the mean time per completion token
+ * after that (null with fewer than two tokens).
+ */
+export interface GenerationObservation {
+  customerId: string;
+  baseModelId: string;
+  /** The adapter's id, or null for the base model. */
+  adapterId: string | null;
+  /** 'ok', or the stable error code it failed with (a client that left is 'aborted'). */
+  outcome: string;
+  promptTokens: number;
+  completionTokens: number;
+  finishReason: FinishReason | null;
+  firstDeltaMs: number | null;
+  perTokenMs: number | null;
 }
 
 export { AdapterIntegrityError } from '../gateway/adapter-cache.js';
@@ -139,6 +162,7 @@ export class GenerationService {
   private readonly o: Required<
     Pick<GenerationOptions, 'defaultMaxTokens' | 'maxPromptChars' | 'requestTimeoutMs'>
   >;
+  private readonly observers = new Set<(o: GenerationObservation) => void>();
 
   constructor(private readonly deps: GenerationDeps) {
     const { defaultMaxTokens, maxPromptChars, requestTimeoutMs, ...gatewayOptions } = deps.options ?? {};
@@ -179,10 +203,26 @@ export class GenerationService {
     void this.execute(p, abort.signal, (text) =>
       chunks.push({ text, index: index++, finishReason: null }),
     ).then(
-      (g) => chunks.end({ text: '', index: index++, finishReason: g.finishReason }),
+      (g) => chunks.end({ text: '', index: index++, finishReason: g.finishReason, usage: g.usage }),
       (err: unknown) => chunks.fail(err),
     );
     return chunks.iterator();
+  }
+
+  /** Calls `listener` after every generation that reached the gateway (metrics); returns the unsubscribe. */
+  observe(listener: (o: GenerationObservation) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
+  private notify(o: GenerationObservation): void {
+    for (const listener of this.observers) {
+      try {
+        listener(o);
+      } catch (err) {
+        this.deps.logger.error({ err }, 'generation observer failed');
+      }
+    }
   }
 
   /**
@@ -314,16 +354,45 @@ export class GenerationService {
     signal?: AbortSignal,
     onDelta?: (text: string) => void,
   ): Promise<Generation> {
-    const result = await this.gateway.generate(p.base, {
-      customerId: p.customerId,
-      promptIds: p.promptIds,
-      ...p.request,
-      adapter: p.version && p.adapter ? { versionId: p.version.id, adapter: p.adapter } : null,
-      mode: p.mode,
-      deadline: Date.now() + this.o.requestTimeoutMs,
-      signal,
-      onDelta,
-    });
+    const t0 = performance.now();
+    let first: number | null = null;
+    const observed = (outcome: string, r?: { usage: Usage; finishReason: 'stop' | 'length' }) => {
+      const end = performance.now();
+      const n = r?.usage.completionTokens ?? 0;
+      this.notify({
+        customerId: p.customerId,
+        baseModelId: p.base.id,
+        adapterId: p.version?.adapterId ?? null,
+        outcome,
+        promptTokens: r?.usage.promptTokens ?? 0,
+        completionTokens: n,
+        finishReason: r === undefined ? null : r.finishReason === 'stop' ? 'STOP' : 'LENGTH',
+        firstDeltaMs: r === undefined ? null : (first ?? end) - t0,
+        perTokenMs: r !== undefined && first !== null && n > 1 ? (end - first) / (n - 1) : null,
+      });
+    };
+    const result = await this.gateway
+      .generate(p.base, {
+        customerId: p.customerId,
+        promptIds: p.promptIds,
+        ...p.request,
+        adapter: p.version && p.adapter ? { versionId: p.version.id, adapter: p.adapter } : null,
+        mode: p.mode,
+        deadline: Date.now() + this.o.requestTimeoutMs,
+        signal,
+        onDelta: (text) => {
+          first ??= performance.now();
+          onDelta?.(text);
+        },
+      })
+      .catch((err: unknown) => {
+        if (this.observers.size > 0)
+          observed(
+            signal?.aborted ? 'aborted' : ((err as { code?: string }).code ?? 'INTERNAL_SERVER_ERROR'),
+          );
+        throw err;
+      });
+    if (this.observers.size > 0) observed('ok', result);
     const usage = result.usage;
     await this.deps.repos.usage
       .add(p.customerId, {
