@@ -10,7 +10,8 @@
  * - Collected on scrape: running batch size, queue depth, steps and KV slots per base model and the adapter
  *   cache's hits / misses / evictions / bytes (`generation.gateway.stats()`), training jobs by status (SQL)
  *   and BullMQ's job counts by state (with Redis), each through a source the composition root passes in.
- *   A source that fails or takes over 2 s is left out of that scrape (and logged), never failing it.
+ *   A source that fails or takes over 2 s is left out of that scrape (its series absent, the failure
+ *   logged), never failing the scrape.
  *
  * Access: the admin key, or `DELTAGATE_METRICS_TOKEN` when set (a scraper then needs no key that can
  * manage customers). Customer keys get 403: the numbers are every tenant's load, and adapter ids.
@@ -259,10 +260,16 @@ export class Metrics {
     ) =>
       source === undefined
         ? Promise.resolve()
-        : withTimeout(source(), SOURCE_TIMEOUT_MS, what).then((byKey) => {
-            gauge.reset();
-            for (const [k, n] of Object.entries(byKey)) gauge.set({ [label]: k }, n);
-          });
+        : withTimeout(source(), SOURCE_TIMEOUT_MS, what).then(
+            (byKey) => {
+              gauge.reset();
+              for (const [k, n] of Object.entries(byKey)) gauge.set({ [label]: k }, n);
+            },
+            (err: unknown) => {
+              gauge.reset(); // absent from this scrape rather than stale
+              throw err;
+            },
+          );
     const results = await Promise.allSettled([
       gateway,
       counts(this.o.trainingJobCounts, this.trainingJobs, 'status', 'training job counts'),
