@@ -98,15 +98,7 @@ export function buildServeGraph(
     const newValue = proj(lw, l, 'v_proj', x);
     const [attn] = g.op(
       'groupQueryAttention',
-      [
-        roped(proj(lw, l, 'q_proj', x), H),
-        newKey,
-        newValue,
-        pastKey,
-        pastValue,
-        seqlensK,
-        total,
-      ],
+      [roped(proj(lw, l, 'q_proj', x), H), newKey, newValue, pastKey, pastValue, seqlensK, total],
       {
         numHeads: H,
         kvNumHeads: KVH,
