@@ -30,6 +30,7 @@ export class GenerationResolver {
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => GenerateInput) input: GenerateInput,
   ): Promise<Generation> {
+    ctx.services.generation.precheck(input);
     const reservation = ctx.guards.generationBudget?.reserve(ctx.actor, input);
     try {
       const generation = await ctx.services.generation.generate(ctx.actor, input, { signal: ctx.signal });
@@ -48,6 +49,7 @@ export class GenerationResolver {
       args,
       context,
     }: SubscribeResolverData<unknown, { input: GenerateInput }, GraphQLContext>) => {
+      context.services.generation.precheck(args.input);
       const reservation = context.guards.generationBudget?.reserve(context.actor, args.input);
       try {
         return await context.services.generation.generateStream(context.actor, args.input);

@@ -246,6 +246,21 @@ export class GenerationService {
       await this.gateway.unpin(base, version.id);
   }
 
+  /**
+   * The checks that need nothing loaded: a maxTokens no registered base model can take is BAD_USER_INPUT here,
+   * before the caller reserves tokens for it (a reservation of a huge maxTokens would otherwise answer
+   * RATE_LIMITED for a request that could never run).
+   */
+  precheck(input: Pick<GenerateInput, 'maxTokens'>): void {
+    const maxTokens = opt(input.maxTokens);
+    if (maxTokens === undefined) return;
+    const context = Math.max(0, ...this.deps.baseModels.list().map((m) => m.contextLength));
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1 || maxTokens >= context)
+      throw new BadInputError(`maxTokens must be an integer 1-${context - 1} (the largest context served)`, {
+        details: { field: 'maxTokens' },
+      });
+  }
+
   private async prepare(actor: Actor, input: GenerateInput): Promise<Prepared> {
     const { customerId } = requireCustomer(actor);
     const text = opt(input.prompt);
