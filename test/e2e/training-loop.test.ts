@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { BUILTIN_MODEL_ID } from '../../src/engine/builtin-model.js';
 import { InMemoryProgressBus, InProcessJobQueue } from '../../src/queue/index.js';
-import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
+import { ADMIN, type Actor, type Services } from '../../src/services/index.js';
 import {
   TrainingRunner,
   type TrainingJobPayload,
@@ -21,7 +20,8 @@ import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { checkpointPrefix } from '../../src/storage/keys.js';
 import { BlobCheckpointStore } from '../../src/training/blob-checkpoint-store.js';
 import { createTrainingJobHandler } from '../../src/training/job-handler.js';
-import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { type TestDatabase } from '../db/test-databases.js';
+import { openBuiltinServices } from '../helpers/builtin-services.js';
 import { FACTS, FACTS_JSONL, factsHyperparameters, waitFor } from './fixtures/facts.js';
 import { collect, createCustomer, subscriptionCode } from './fixtures/gql-client.js';
 import { codes, ok, startHarness, wsClient, type Harness, type Loose } from './harness.js';
@@ -49,18 +49,8 @@ describe('training jobs on the in-process queue', () => {
   const ids = { adapter: '', dataset: '', job: '', version: '' };
 
   beforeAll(async () => {
-    t = await openTestDatabase('sqlite');
-    dir = mkdtempSync(join(tmpdir(), 'dg-train-'));
-    const modelDir = await ensureBuiltinModel(dir);
-    s = createServices({
-      db: t.db,
-      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
-      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
-      limits: { maxDatasetBytes: 100_000, maxInlineDatasetBytes: 50_000, maxAdapterBytes: 10_000_000 },
-      adminKey: 'training-admin-key-0123456789abcdef',
-      countTokens: null,
-      logger,
-    });
+    const fixture = await openBuiltinServices('train', logger);
+    ({ t, dir, s } = fixture);
     queue = new InProcessJobQueue({ backoffMs: 50 });
     bus = new InMemoryProgressBus();
     runner = new TrainingRunner({

@@ -2,22 +2,19 @@
 // answers the job QUEUED at once and it is enqueued when Redis is back; trainingJobProgress answers from SQL
 // without Redis; a worker started against a dead Redis says so, reports not-ready, and runs the waiting job
 // once Redis is back. Redis is a throwaway redis-server this file starts, stops and restarts.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { BUILTIN_MODEL_ID } from '../../src/engine/builtin-model.js';
 import { BullMqJobQueue, RedisProgressBus } from '../../src/queue/index.js';
-import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
+import { ADMIN, type Actor, type Services } from '../../src/services/index.js';
 import {
   TrainingRunner,
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../../src/services/training-runner.js';
-import { FsBlobStore } from '../../src/storage/fs-store.js';
-import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { type TestDatabase } from '../db/test-databases.js';
+import { openBuiltinServices } from '../helpers/builtin-services.js';
 import { FACTS_JSONL, factsHyperparameters, waitFor } from '../e2e/fixtures/facts.js';
 import { redisServerAvailable, TestRedisServer } from '../helpers/redis-server.js';
 import { uniquePrefix } from '../queue/helpers.js';
@@ -81,18 +78,8 @@ describe.runIf(redisServerAvailable())('training with Redis down', () => {
   });
 
   beforeAll(async () => {
-    t = await openTestDatabase('sqlite');
-    dir = mkdtempSync(join(tmpdir(), 'dg-redisdown-'));
-    const modelDir = await ensureBuiltinModel(dir);
-    s = createServices({
-      db: t.db,
-      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
-      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
-      limits: { maxDatasetBytes: 100_000, maxInlineDatasetBytes: 50_000, maxAdapterBytes: 10_000_000 },
-      adminKey: 'redisdown-admin-key-0123456789abcdef',
-      countTokens: null,
-      logger,
-    });
+    const fixture = await openBuiltinServices('redisdown', logger);
+    ({ t, dir, s } = fixture);
     const a = await s.customers.create(ADMIN, { name: 'alice', maxConcurrentJobs: 100 });
     alice = await s.apiKeys.authenticate(`Bearer ${a.secret}`);
     adapterId = (await s.adapters.create(alice, { name: 'facts', baseModelId: BUILTIN_MODEL_ID })).id;

@@ -3,20 +3,17 @@
  * (src/training/job-errors.ts), through the real job handler (src/training/job-handler.ts) on a job whose
  * base model directory is missing on the worker.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { BUILTIN_MODEL_ID } from '../../src/engine/builtin-model.js';
 import { InMemoryProgressBus, UnrecoverableJobError } from '../../src/queue/index.js';
-import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { ADMIN, createServices, type Services } from '../../src/services/index.js';
+import { ADMIN, type Services } from '../../src/services/index.js';
 import type { TrainingProgressEvent } from '../../src/services/training-runner.js';
-import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { publicJobError, redactPaths } from '../../src/training/job-errors.js';
 import { createTrainingJobHandler } from '../../src/training/job-handler.js';
-import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { type TestDatabase } from '../db/test-databases.js';
+import { openBuiltinServices } from '../helpers/builtin-services.js';
 import { FACTS_JSONL, factsHyperparameters } from '../e2e/fixtures/facts.js';
 
 describe('redactPaths', () => {
@@ -50,18 +47,8 @@ describe('a job that fails on the worker', () => {
   let customerId: string;
 
   beforeAll(async () => {
-    t = await openTestDatabase('sqlite');
-    dir = mkdtempSync(join(tmpdir(), 'dg-job-errors-'));
-    const modelDir = await ensureBuiltinModel(dir);
-    s = createServices({
-      db: t.db,
-      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
-      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
-      limits: { maxDatasetBytes: 100_000, maxInlineDatasetBytes: 50_000, maxAdapterBytes: 10_000_000 },
-      adminKey: 'job-errors-admin-key-0123456789',
-      countTokens: null,
-      logger: pino({ level: 'silent' }),
-    });
+    const fixture = await openBuiltinServices('job-errors', pino({ level: 'silent' }));
+    ({ t, dir, s } = fixture);
     const c = await s.customers.create(ADMIN, { name: 'paths' });
     const actor = await s.apiKeys.authenticate(`Bearer ${c.secret}`);
     customerId = c.customer.id;

@@ -1,20 +1,17 @@
 // A running job's progress in SQL keeps up with the trainer even when each SQL write is slow: it is written on
 // a clock (at most every second, and always at every checkpoint and at the end), never queued step by step.
 // The trainer is the real one; a wrapper records when it reported each step.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Repositories } from '../../src/db/repositories/index.js';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { BUILTIN_MODEL_ID } from '../../src/engine/builtin-model.js';
 import { InMemoryProgressBus, RedisProgressBus, type ProgressBus } from '../../src/queue/index.js';
-import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { ADMIN, createServices, type Services } from '../../src/services/index.js';
+import { ADMIN, type Services } from '../../src/services/index.js';
 import type { TrainingProgressEvent } from '../../src/services/training-runner.js';
-import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { createTrainingJobHandler } from '../../src/training/job-handler.js';
-import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { type TestDatabase } from '../db/test-databases.js';
+import { openBuiltinServices } from '../helpers/builtin-services.js';
 import { FACTS_JSONL, factsHyperparameters } from '../e2e/fixtures/facts.js';
 
 /** Every step event the trainer emitted, with when (performance.now()). */
@@ -51,18 +48,8 @@ describe('training progress in SQL keeps up with the trainer', () => {
   let datasetId: string;
 
   beforeAll(async () => {
-    t = await openTestDatabase('sqlite');
-    dir = mkdtempSync(join(tmpdir(), 'dg-clock-'));
-    const modelDir = await ensureBuiltinModel(dir);
-    s = createServices({
-      db: t.db,
-      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
-      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
-      limits: { maxDatasetBytes: 100_000, maxInlineDatasetBytes: 50_000, maxAdapterBytes: 10_000_000 },
-      adminKey: 'clock-admin-key-0123456789abcdef',
-      countTokens: null,
-      logger,
-    });
+    const fixture = await openBuiltinServices('clock', logger);
+    ({ t, dir, s } = fixture);
     const c = await s.customers.create(ADMIN, { name: 'clock' });
     const actor = await s.apiKeys.authenticate(`Bearer ${c.secret}`);
     customerId = c.customer.id;

@@ -2,25 +2,22 @@
 // serves after a job succeeds. The decision rule on its own, then real jobs (SQLite, directory store,
 // in-process queue, the built-in model) whose held-out eval losses differ: a worse IF_BETTER job leaves the
 // bare name on the better version; ALWAYS moves it; NEVER leaves aliases alone.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdapterVersion } from '../../src/db/repositories/adapter-versions.js';
-import { BUILTIN_MODEL_ID, ensureBuiltinModel } from '../../src/engine/builtin-model.js';
+import { BUILTIN_MODEL_ID } from '../../src/engine/builtin-model.js';
 import { InMemoryProgressBus, InProcessJobQueue } from '../../src/queue/index.js';
-import { BaseModelRegistry } from '../../src/services/base-models.js';
-import { ADMIN, createServices, type Actor, type Services } from '../../src/services/index.js';
+import { ADMIN, type Actor, type Services } from '../../src/services/index.js';
 import {
   TrainingRunner,
   type PromotePolicy,
   type TrainingJobPayload,
   type TrainingProgressEvent,
 } from '../../src/services/training-runner.js';
-import { FsBlobStore } from '../../src/storage/fs-store.js';
 import { decidePromotion } from '../../src/training/promotion.js';
-import { openTestDatabase, type TestDatabase } from '../db/test-databases.js';
+import { type TestDatabase } from '../db/test-databases.js';
+import { openBuiltinServices } from '../helpers/builtin-services.js';
 import { waitFor } from '../e2e/fixtures/facts.js';
 import { makePeftAdapter } from '../e2e/harness.js';
 
@@ -83,18 +80,8 @@ describe('promote on real training jobs (SQLite, in-process queue)', () => {
   let datasetId: string;
 
   beforeAll(async () => {
-    t = await openTestDatabase('sqlite');
-    dir = mkdtempSync(join(tmpdir(), 'dg-promote-'));
-    const modelDir = await ensureBuiltinModel(dir);
-    s = createServices({
-      db: t.db,
-      blobs: await FsBlobStore.open({ dir: join(dir, 'blobs'), publicUrl: 'http://127.0.0.1:9' }),
-      baseModels: await BaseModelRegistry.load([{ id: BUILTIN_MODEL_ID, dir: modelDir }]),
-      limits: { maxDatasetBytes: 100_000, maxInlineDatasetBytes: 50_000, maxAdapterBytes: 10_000_000 },
-      adminKey: 'promote-admin-key-0123456789abcdef',
-      countTokens: null,
-      logger,
-    });
+    const fixture = await openBuiltinServices('promote', logger);
+    ({ t, dir, s } = fixture);
     queue = new InProcessJobQueue({ backoffMs: 50 });
     runner = new TrainingRunner({
       repos: s.repos,
