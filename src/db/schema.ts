@@ -91,6 +91,17 @@ export interface AdapterVersionsTable {
   dataset_id: string | null;
   blob_prefix: string;
   created_at: string;
+  /** JSON { operation, method, rank, energy, report } of a derived version (migration 0004); null otherwise. */
+  derivation: string | null;
+}
+
+/** A derived version's sources, in order (migration 0004). No foreign key to the parent: it may be deleted. */
+export interface AdapterVersionParentsTable {
+  version_id: string;
+  ordinal: number;
+  parent_version_id: string;
+  weight: number;
+  customer_id: string;
 }
 
 export interface AdapterAliasesTable {
@@ -114,7 +125,8 @@ export interface TrainingJobsTable {
   id: string;
   customer_id: string;
   adapter_id: string;
-  dataset_id: string;
+  /** null for jobs that are not training (migration 0004). */
+  dataset_id: string | null;
   validation_dataset_id: string | null;
   status: string;
   /** JSON object of resolved hyperparameters. */
@@ -134,6 +146,14 @@ export interface TrainingJobsTable {
   finished_at: string | null;
   cancel_requested_at: string | null;
   updated_at: string;
+  /** TRAINING | SHRINK | MERGE | EXPORT (migration 0004; earlier rows are TRAINING). */
+  kind: Generated<string>;
+  /** JSON: what a SHRINK/MERGE/EXPORT job does (src/training/derive-spec.ts); null for training. */
+  spec: string | null;
+  /** JSON: an EXPORT job's stored file (JobArtifact); null before success and once deleted or expired. */
+  artifact: string | null;
+  /** When the artifact is deleted (ISO-8601), for the sweeper; null without one. */
+  artifact_expires_at: string | null;
 }
 
 export interface Database {
@@ -144,6 +164,7 @@ export interface Database {
   adapters: AdaptersTable;
   adapter_versions: AdapterVersionsTable;
   adapter_aliases: AdapterAliasesTable;
+  adapter_version_parents: AdapterVersionParentsTable;
   usage_counters: UsageCountersTable;
   training_jobs: TrainingJobsTable;
 }

@@ -96,7 +96,7 @@ export class TrainingJobResolver {
 
   @FieldResolver(() => DatasetType, { nullable: true })
   async dataset(@Ctx() ctx: GraphQLContext, @Root() job: TrainingJob): Promise<Dataset | null> {
-    return ctx.loaders.dataset.load(job.datasetId);
+    return job.datasetId === null ? null : ctx.loaders.dataset.load(job.datasetId);
   }
 
   @FieldResolver(() => DatasetType, { nullable: true })

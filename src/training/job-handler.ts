@@ -15,7 +15,6 @@ import {
 import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
 import {
   TERMINAL_JOB_STATUSES,
-  type LossPoint,
   type TrainingJob,
   type TrainingJobStatus,
   type TrainingProgress,
@@ -28,12 +27,13 @@ import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js'
 import type { ProgressBus } from '../queue/progress-bus.js';
 import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, checkpointPrefix } from '../storage/keys.js';
-import { BadInputError, ConflictError, DeltagateError } from '../shared/errors.js';
+import { BadInputError, ConflictError } from '../shared/errors.js';
 import { BlobCheckpointStore } from './blob-checkpoint-store.js';
-import { publicJobError } from './job-errors.js';
+import { errorMessage, isBadInput, publicJobError } from './job-errors.js';
 import type { CheckpointFiles, CheckpointStore } from './checkpoint-store.js';
 import type { TrainingOptions } from './options.js';
 import { applyPromotion } from './promotion.js';
+import { ProgressWriter } from './progress-writer.js';
 import { runTraining, type TrainingEvent, type TrainingMetrics } from './trainer.js';
 
 /** What the queue carries: only the id; everything else is read from SQL (the source of truth). */
@@ -120,73 +120,6 @@ const MAX_NUMBERING_ATTEMPTS = 8;
 /** Step events waiting for the bus beyond this are dropped (events are snapshots; SQL keeps the record). */
 const MAX_PENDING_PUBLISHES = 100;
 
-interface ProgressSnapshot {
-  progress: TrainingProgress;
-  history: LossPoint[];
-}
-
-/**
- * Writes a running job's progress to SQL on a clock: the newest snapshot at most once per `intervalMs`
- * (a write in flight is never queued behind: the newest snapshot replaces any unwritten one), and at once on
- * `flush()` (checkpoints, the end). So SQL is never more than about one interval plus one write behind the
- * trainer, however slow a write is, and a slow database cannot make writes pile up.
- */
-class ProgressWriter {
-  private latest: ProgressSnapshot | null = null;
-  private written: ProgressSnapshot | null = null;
-  private inFlight: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | undefined;
-  private lastWriteAt = -Infinity;
-
-  constructor(
-    private readonly intervalMs: number,
-    private readonly write: (snapshot: ProgressSnapshot) => Promise<void>,
-  ) {}
-
-  offer(snapshot: ProgressSnapshot): void {
-    this.latest = snapshot;
-    this.kick();
-  }
-
-  private kick(): void {
-    if (this.inFlight !== null || this.latest === this.written) return;
-    const wait = this.lastWriteAt + this.intervalMs - performance.now();
-    if (wait > 0) {
-      this.timer ??= setTimeout(() => {
-        this.timer = undefined;
-        this.kick();
-      }, wait);
-      return;
-    }
-    // Due now: write at once (a step may report before a timer delayed by a busy event loop fires).
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.startWrite();
-  }
-
-  private startWrite(): void {
-    const snapshot = this.latest!;
-    this.lastWriteAt = performance.now();
-    this.inFlight = this.write(snapshot).finally(() => {
-      this.inFlight = null;
-      this.written = snapshot;
-      this.kick();
-    });
-  }
-
-  /** Writes the newest snapshot now (after a write in flight) and waits for it. */
-  async flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.inFlight !== null) await this.inFlight;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.latest === null || this.latest === this.written) return;
-    this.startWrite();
-    await this.inFlight;
-  }
-}
-
 /** Flushes progress to SQL after every checkpoint, so SQL never says less than a saved checkpoint. */
 function flushingAtCheckpoints(store: CheckpointStore, flush: () => Promise<void>): CheckpointStore {
   return {
@@ -196,18 +129,6 @@ function flushingAtCheckpoints(store: CheckpointStore, flush: () => Promise<void
     },
     loadLatest: () => store.loadLatest(),
   };
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function isBadInput(err: unknown): boolean {
-  const e = err as { code?: unknown; name?: unknown } | null;
-  return (
-    (err instanceof DeltagateError && err.code === 'BAD_USER_INPUT') ||
-    (!!e && typeof e === 'object' && (e.code === 'BAD_USER_INPUT' || e.name === 'UnrecoverableJobError'))
-  );
 }
 
 export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandler<TrainingJobPayload> {
@@ -316,9 +237,12 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
 
     try {
       const [dataset, adapter] = await Promise.all([
-        repos.datasets.findById({ kind: 'tenant', customerId: job.customerId }, job.datasetId),
+        job.datasetId === null
+          ? null
+          : repos.datasets.findById({ kind: 'tenant', customerId: job.customerId }, job.datasetId),
         repos.adapters.findById({ kind: 'tenant', customerId: job.customerId }, job.adapterId),
       ]);
+      if (job.datasetId === null) throw new BadInputError(`training job ${jobId} has no dataset`);
       if (dataset === null || dataset.status !== 'READY')
         throw new BadInputError(`dataset ${job.datasetId} is missing or not READY`);
       if (adapter === null) throw new BadInputError(`adapter ${job.adapterId} no longer exists`);

@@ -32,10 +32,34 @@ export interface AdapterVersion {
   datasetId: string | null;
   blobPrefix: string;
   createdAt: string;
+  /** How a derived version was made (SHRINK / MERGE, docs/ADAPTERS.md); null for trained and imported ones. */
+  derivation: Derivation | null;
 }
 
-/** Everything but the creation time, which the repository stamps. */
-export type NewAdapterVersion = Omit<AdapterVersion, 'createdAt'>;
+/** A derived version's recipe and what the engine reported (JSON in SQL). */
+export interface Derivation {
+  operation: 'SHRINK' | 'MERGE';
+  /** MERGE only: LINEAR | CAT | SVD. */
+  method: 'LINEAR' | 'CAT' | 'SVD' | null;
+  /** As asked (null when not given: energy, or a method's default). */
+  rank: number | null;
+  energy: number | null;
+  report: Record<string, unknown>;
+}
+
+/** One source of a derived version, in order. `parentVersionId` outlives the parent's row. */
+export interface AdapterVersionParent {
+  versionId: string;
+  ordinal: number;
+  parentVersionId: string;
+  weight: number;
+  customerId: string;
+}
+
+/** Everything but the creation time, which the repository stamps; `derivation` defaults to null. */
+export type NewAdapterVersion = Omit<AdapterVersion, 'createdAt' | 'derivation'> & {
+  derivation?: Derivation | null;
+};
 
 export interface AdapterAlias {
   adapterId: string;
@@ -64,6 +88,7 @@ function toVersion(r: Row): AdapterVersion {
     datasetId: r.dataset_id,
     blobPrefix: r.blob_prefix,
     createdAt: r.created_at,
+    derivation: parseJson<Derivation | null>(r.derivation, null),
   };
 }
 
@@ -101,6 +126,7 @@ export class AdapterVersionsRepository {
       dataset_id: input.datasetId,
       blob_prefix: input.blobPrefix,
       created_at: nowIso(),
+      derivation: input.derivation ? JSON.stringify(input.derivation) : null,
     };
     await db.insertInto('adapter_versions').values(row).execute();
     return toVersion(row);
@@ -168,6 +194,50 @@ export class AdapterVersionsRepository {
       .$call(inScope(scope))
       .executeTakeFirst();
     return Number(res.numDeletedRows) === 1;
+  }
+
+  // --- lineage ---
+
+  /** Records a derived version's parents in order (call in the registering transaction). */
+  async insertParents(
+    versionId: string,
+    customerId: string,
+    parents: readonly { versionId: string; weight: number }[],
+    db: Db = this.db,
+  ): Promise<void> {
+    if (parents.length === 0) return;
+    await db
+      .insertInto('adapter_version_parents')
+      .values(
+        parents.map((p, ordinal) => ({
+          version_id: versionId,
+          ordinal,
+          parent_version_id: p.versionId,
+          weight: p.weight,
+          customer_id: customerId,
+        })),
+      )
+      .execute();
+  }
+
+  /** The parents of several versions (DataLoader), by version then ordinal. */
+  async parentsOf(scope: Scope, versionIds: readonly string[]): Promise<AdapterVersionParent[]> {
+    if (versionIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('adapter_version_parents')
+      .selectAll()
+      .where('version_id', 'in', [...versionIds])
+      .$call(inScope(scope))
+      .orderBy('version_id')
+      .orderBy('ordinal')
+      .execute();
+    return rows.map((r) => ({
+      versionId: r.version_id,
+      ordinal: Number(r.ordinal),
+      parentVersionId: r.parent_version_id,
+      weight: Number(r.weight),
+      customerId: r.customer_id,
+    }));
   }
 
   // --- aliases ---

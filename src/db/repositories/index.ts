@@ -49,8 +49,16 @@ export type { ApiKey } from './api-keys.js';
 export type { Dataset, DatasetError, DatasetFormat, DatasetStatus } from './datasets.js';
 export type { Upload, UploadKind } from './uploads.js';
 export type { Adapter } from './adapters.js';
-export type { AdapterAlias, AdapterVersion, StoredFile } from './adapter-versions.js';
 export type {
+  AdapterAlias,
+  AdapterVersion,
+  AdapterVersionParent,
+  Derivation,
+  StoredFile,
+} from './adapter-versions.js';
+export type {
+  JobArtifact,
+  JobKind,
   LossPoint,
   PromotePolicy,
   TrainingJob,

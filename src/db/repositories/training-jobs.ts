@@ -1,7 +1,7 @@
 /**
- * Training job rows — the source of truth for a job's lifecycle (QUEUED → RUNNING → SUCCEEDED | FAILED |
- * CANCELLED); BullMQ only carries the id. Ready for issue 5: the queue, worker and progress pub/sub live
- * in src/queue and src/training; the start/cancel rules in src/services.
+ * Job rows — training, derived versions (SHRINK, MERGE) and exports (`kind`) — the source of truth for a job's
+ * lifecycle (QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED); BullMQ only carries the id. The queue, worker
+ * and progress pub/sub live in src/queue and src/training; the start/cancel rules in src/services.
  */
 import type { Selectable } from 'kysely';
 import type { Db } from '../database.js';
@@ -11,6 +11,27 @@ import type { TrainingJobsTable } from '../schema.js';
 import { ALL, inScope, pageById, parseJson, type Page, type PageArgs, type Scope } from './scope.js';
 
 export type TrainingJobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+
+/**
+ * What a job does (migration 0004): TRAINING (a QLoRA run on a dataset), SHRINK / MERGE (a derived adapter
+ * version from other versions, src/training/derive-handler.ts) or EXPORT (a version merged into its base model,
+ * stored as a downloadable file). All share this table, the queue, the progress stream and cancel.
+ */
+export type JobKind = 'TRAINING' | 'SHRINK' | 'MERGE' | 'EXPORT';
+export const JOB_KINDS: readonly JobKind[] = ['TRAINING', 'SHRINK', 'MERGE', 'EXPORT'];
+
+/** The file an EXPORT job stored (blob `key`), until it expires or its version is deleted. */
+export interface JobArtifact {
+  key: string;
+  /** What a client should call it, e.g. `support-v3-q8_0.gguf`. */
+  fileName: string;
+  format: 'GGUF' | 'HF';
+  quantize: string;
+  sizeBytes: number;
+  sha256: string;
+  createdAt: string;
+  expiresAt: string;
+}
 export const TERMINAL_JOB_STATUSES: readonly TrainingJobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
 /** What a successful job does with the adapter's `production` alias (src/training/promotion.ts). */
@@ -38,9 +59,14 @@ export interface TrainingJob {
   id: string;
   customerId: string;
   adapterId: string;
-  datasetId: string;
+  /** null for jobs that are not training. */
+  datasetId: string | null;
   validationDatasetId: string | null;
   status: TrainingJobStatus;
+  kind: JobKind;
+  /** What a SHRINK / MERGE / EXPORT job does (src/training/derive-spec.ts); null for training. */
+  spec: Record<string, unknown> | null;
+  artifact: JobArtifact | null;
   hyperparameters: Record<string, unknown>;
   progress: TrainingProgress | null;
   lossHistory: LossPoint[];
@@ -66,6 +92,10 @@ function toJob(r: Row): TrainingJob {
     datasetId: r.dataset_id,
     validationDatasetId: r.validation_dataset_id,
     status: r.status as TrainingJobStatus,
+    kind: (JOB_KINDS as readonly string[]).includes(r.kind) ? (r.kind as JobKind) : 'TRAINING',
+    // `?? null`: rows read from a database before migration 0004 have no such columns.
+    spec: parseJson<Record<string, unknown> | null>(r.spec ?? null, null),
+    artifact: parseJson<JobArtifact | null>(r.artifact ?? null, null),
     hyperparameters: parseJson<Record<string, unknown>>(r.hyperparameters, {}),
     progress: parseJson<TrainingProgress | null>(r.progress, null),
     lossHistory: parseJson<LossPoint[]>(r.loss_history, []),
@@ -92,12 +122,15 @@ export class TrainingJobsRepository {
     input: {
       customerId: string;
       adapterId: string;
-      datasetId: string;
+      datasetId: string | null;
       validationDatasetId: string | null;
       hyperparameters: Record<string, unknown>;
       idempotencyKey: string | null;
       /** Default NEVER (rows written without one, as before migration 0003). */
       promote?: PromotePolicy;
+      /** Default TRAINING. */
+      kind?: JobKind;
+      spec?: Record<string, unknown> | null;
     },
     db: Db = this.db,
   ): Promise<TrainingJob> {
@@ -122,6 +155,10 @@ export class TrainingJobsRepository {
       finished_at: null,
       cancel_requested_at: null,
       updated_at: now,
+      kind: input.kind ?? 'TRAINING',
+      spec: input.spec === undefined || input.spec === null ? null : JSON.stringify(input.spec),
+      artifact: null,
+      artifact_expires_at: null,
     };
     await db.insertInto('training_jobs').values(row).execute();
     return toJob(row);
@@ -160,12 +197,55 @@ export class TrainingJobsRepository {
 
   async list(
     scope: Scope,
-    filter: { status?: TrainingJobStatus | null },
+    filter: { status?: TrainingJobStatus | null; kind?: JobKind | null },
     page: PageArgs,
   ): Promise<Page<TrainingJob>> {
     let q = this.db.selectFrom('training_jobs').selectAll().$call(inScope(scope));
     if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.kind) q = q.where('kind', '=', filter.kind);
     return pageById(q, page, toJob);
+  }
+
+  /** EXPORT jobs of an adapter that still hold an artifact (their spec names the version exported). */
+  async listWithArtifacts(adapterId: string, db: Db = this.db): Promise<TrainingJob[]> {
+    const rows = await db
+      .selectFrom('training_jobs')
+      .selectAll()
+      .where('adapter_id', '=', adapterId)
+      .where('kind', '=', 'EXPORT')
+      .where('artifact', 'is not', null)
+      .execute();
+    return rows.map(toJob);
+  }
+
+  /** Jobs whose artifact expired before `now` (oldest first), for the sweeper. */
+  async listExpiredArtifacts(now: string, limit: number): Promise<TrainingJob[]> {
+    const rows = await this.db
+      .selectFrom('training_jobs')
+      .selectAll()
+      .where('artifact_expires_at', '<', now)
+      .where('artifact', 'is not', null)
+      .orderBy('artifact_expires_at')
+      .limit(limit)
+      .execute();
+    return rows.map(toJob);
+  }
+
+  /**
+   * Forgets a job's artifact (compare-and-set on its key: an artifact replaced meanwhile is kept). Returns
+   * whether this call cleared it — the caller then deletes the blob (row first: never a row pointing at
+   * nothing).
+   */
+  async clearArtifact(id: string, key: string, db: Db = this.db): Promise<boolean> {
+    const job = await this.findById(ALL, id, db);
+    if (job?.artifact?.key !== key) return false;
+    const res = await db
+      .updateTable('training_jobs')
+      .set({ artifact: null, artifact_expires_at: null, updated_at: nowIso() })
+      .where('id', '=', id)
+      .where('artifact', '=', JSON.stringify(job.artifact))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   async countActive(customerId: string, db: Db = this.db): Promise<number> {
@@ -195,6 +275,7 @@ export class TrainingJobsRepository {
       finishedAt?: string | null;
       cancelRequestedAt?: string | null;
       incrementAttempts?: boolean;
+      artifact?: JobArtifact | null;
     },
     db: Db = this.db,
   ): Promise<TrainingJob | null> {
@@ -213,6 +294,12 @@ export class TrainingJobsRepository {
         ...(patch.finishedAt !== undefined ? { finished_at: patch.finishedAt } : {}),
         ...(patch.cancelRequestedAt !== undefined ? { cancel_requested_at: patch.cancelRequestedAt } : {}),
         ...(patch.incrementAttempts ? { attempts: eb('attempts', '+', 1) } : {}),
+        ...(patch.artifact !== undefined
+          ? {
+              artifact: patch.artifact === null ? null : JSON.stringify(patch.artifact),
+              artifact_expires_at: patch.artifact?.expiresAt ?? null,
+            }
+          : {}),
       }))
       .where('id', '=', id)
       .where('status', 'in', [...from])
