@@ -92,6 +92,9 @@ export interface Config {
   executionProvider: 'cpu' | 'cuda';
   gateway: GatewayConfig;
   metrics: MetricsConfig;
+  /** The web console's built files (index.html + assets/); null: not served ('off'); undefined: the package's
+   * own console/dist, found by the HTTP layer. */
+  consoleDir: string | null | undefined;
 }
 
 /** GET /metrics (src/http/metrics.ts). */
@@ -233,6 +236,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     default: DEFAULTS.logFormat,
     description:
       '`json` (one JSON object a line, for log shippers) or `pretty` (one readable, coloured line each, for a terminal).',
+  },
+  {
+    name: 'DELTAGATE_CONSOLE_DIR',
+    default: '<package>/console/dist',
+    description:
+      'Built web console served at `/` (`npm run build:console`; built at install). `off`: no console.',
   },
   {
     name: 'DELTAGATE_METRICS_TOKEN',
@@ -588,7 +597,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executionProvider,
     gateway,
     metrics,
+    consoleDir: parseConsoleDir(env.DELTAGATE_CONSOLE_DIR?.trim()),
   };
+}
+
+function parseConsoleDir(raw: string | undefined): string | null | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  return raw === 'off' ? null : resolve(raw);
 }
 
 /** README / docs configuration table, generated from CONFIG_VARIABLES so it cannot drift. */

@@ -17,6 +17,7 @@ import { openBackends } from './backends.js';
 import { loadTokenizer } from './engine/formats/tokenizer.js';
 import { Metrics } from './http/metrics.js';
 import { OPENAI_BODY_LIMIT } from './http/openai/index.js';
+import { defaultConsoleDir } from './http/console.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { createProbes } from './probes.js';
 import { buildDeltagateSchema } from './resolvers/schema.js';
@@ -200,6 +201,21 @@ export async function startServer(config: Config, options: StartServerOptions): 
       openai: { services, limiter, generationBudget, maxBodyBytes: OPENAI_BODY_LIMIT },
       metrics,
       readiness: probes.readiness,
+      console:
+        config.consoleDir === null
+          ? undefined
+          : {
+              dir: config.consoleDir ?? defaultConsoleDir(),
+              // Presigned uploads go straight to S3 from the browser (the bucket needs CORS; docs/CONSOLE.md).
+              // The blob directory's presigned URLs name DELTAGATE_PUBLIC_URL, which may differ from the
+              // host the browser opened.
+              connectOrigins:
+                config.storage.kind === 's3'
+                  ? config.storage.endpoint === null
+                    ? ['https://*.amazonaws.com']
+                    : [new URL(config.storage.endpoint).origin]
+                  : [new URL(config.publicUrl).origin],
+            },
     });
   } catch (err) {
     // e.g. the port is taken: release the worker and the database so the process can exit.

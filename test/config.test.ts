@@ -55,6 +55,7 @@ describe('loadConfig', () => {
         requestTimeoutMs: 120_000,
       },
       metrics: { token: null, adapterLabels: 20 },
+      consoleDir: undefined,
     });
   });
 
@@ -94,6 +95,7 @@ describe('loadConfig', () => {
       DELTAGATE_GATEWAY_MAX_RUNNING_PER_CUSTOMER: '2',
       DELTAGATE_GATEWAY_MAX_QUEUED_PER_CUSTOMER: '3',
       DELTAGATE_GENERATION_TIMEOUT_MS: '5000',
+      DELTAGATE_CONSOLE_DIR: '/srv/console',
       NODE_ENV: 'production',
     });
     expect(c).toEqual<Config>({
@@ -144,6 +146,7 @@ describe('loadConfig', () => {
         requestTimeoutMs: 5000,
       },
       metrics: { token: 'm'.repeat(24), adapterLabels: 0 },
+      consoleDir: resolve('/srv/console'),
     });
   });
 

@@ -11,6 +11,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -189,6 +190,8 @@ export async function mountGraphQL(httpServer: Server, options: GraphQLOptions):
     },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Apollo's default landing page loads its explorer from a CDN; the console at `/` is the UI.
+      ApolloServerPluginLandingPageDisabled(),
       {
         // RATE_LIMITED anywhere in an answer (the request bucket, the generation budget, a full generation
         // queue): tell HTTP clients when to come back.

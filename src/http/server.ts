@@ -1,7 +1,7 @@
 /**
  * The node HTTP server of the API: `startHttpServer` wires the routes — the directory store's presigned-URL
  * handler on /blobs/*, /healthz (liveness), /readyz (dependencies), /metrics (Prometheus), GraphQL (and
- * graphql-ws) on /graphql, the OpenAI-compatible API on /v1 — listens, and returns `close()`, which drains
+ * graphql-ws) on /graphql, the OpenAI-compatible API on /v1, the web console on / — listens, and returns `close()`, which drains
  * in-flight requests and WebSockets. Every request gets an id (`x-request-id`, access-log.ts) and one
  * access-log line. It builds no services and knows nothing about training: the composition root
  * (src/main.ts) passes those in and closes them after the server.
@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { BLOB_HTTP_PREFIX } from '../storage/fs-store.js';
 import { trackRequest } from './access-log.js';
+import { consoleRoutes, type ConsoleOptions } from './console.js';
 import { mountGraphQL, type GraphQLOptions } from './graphql.js';
 import { sendError, sendJson } from './json.js';
 import type { Metrics } from './metrics.js';
@@ -35,6 +36,8 @@ export interface HttpServerOptions {
   metrics?: Metrics;
   /** What /readyz checks; absent: no /readyz. */
   readiness?: readonly ReadinessCheck[];
+  /** The web console at `/` (src/http/console.ts); absent: not served. */
+  console?: Omit<ConsoleOptions, 'logger'>;
 }
 
 export interface HttpServer {
@@ -82,6 +85,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   if (metrics) router.add(metrics.route());
   router.add(graphql.route);
   if (options.openai) for (const route of openAIRoutes({ ...options.openai, logger })) router.add(route);
+  if (options.console) for (const route of await consoleRoutes({ ...options.console, logger })) router.add(route);
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,9 @@
  * `FsBlobStore.verifyPresigned`) and returns false for every other path. A PUT must carry exactly the signed
  * Content-Length (and Content-Type / x-amz-checksum-sha256 when signed); the body streams to a temp file and
  * is only published when size and checksum match. The S3 store needs none of this: S3 checks its own URLs.
+ * Browsers may use the URLs from any origin (CORS `*`, preflight answered): the signature in the URL is the
+ * whole authority, no cookie or key rides along, so the console can upload from whatever host name it was
+ * opened at (which need not be DELTAGATE_PUBLIC_URL's).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -41,6 +44,17 @@ export function createBlobHttpHandler(
     const url = new URL(req.url ?? '/', 'http://blob.invalid');
     if (!url.pathname.startsWith(BLOB_HTTP_PREFIX)) return false;
     const method = req.method ?? 'GET';
+    res.setHeader('access-control-allow-origin', '*');
+    res.setHeader('access-control-expose-headers', 'etag, content-length');
+    if (method === 'OPTIONS') {
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, HEAD, PUT',
+        'access-control-allow-headers': String(req.headers['access-control-request-headers'] ?? 'content-type'),
+        'access-control-max-age': '600',
+      });
+      res.end();
+      return true;
+    }
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD, PUT');
       reply(res, 405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on blobs`);

@@ -1,0 +1,89 @@
+/// <reference lib="dom" />
+/**
+ * Real Chromium for the console's browser tests: Debian's `chromium` package (or DELTAGATE_CHROMIUM_PATH)
+ * driven by playwright-core — nothing is downloaded. `.ci/run` installs the package when it is missing; a
+ * machine without it fails these tests with one line saying how to install it. Every page's console errors
+ * and uncaught exceptions are collected, and screenshots go to test-artifacts/console/ (git-ignored).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+export const SCREENSHOT_DIR = join(process.cwd(), 'test-artifacts', 'console');
+
+const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+
+export function chromiumPath(): string {
+  const configured = process.env.DELTAGATE_CHROMIUM_PATH;
+  if (configured) return configured;
+  const found = CANDIDATES.find((p) => existsSync(p));
+  if (found === undefined)
+    throw new Error(
+      'the console browser tests need Chromium: `apt-get install -y chromium` (Debian), or set DELTAGATE_CHROMIUM_PATH',
+    );
+  return found;
+}
+
+export interface BrowserSession {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** Console errors and page exceptions seen so far, as text. */
+  problems: string[];
+  screenshot(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openBrowser(): Promise<BrowserSession> {
+  // The flags keep Chromium off the network (this machine has none) and away from the user's profile.
+  const browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console.error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  return {
+    browser,
+    context,
+    page,
+    problems,
+    async screenshot(name) {
+      const path = join(SCREENSHOT_DIR, `${name}.png`);
+      await page.screenshot({ path, fullPage: true });
+      return path;
+    },
+    async close() {
+      await context.close();
+      await browser.close();
+    },
+  };
+}
+
+/** Every visible form control has an accessible name (a <label>, aria-label or aria-labelledby). */
+export async function unlabelledControls(page: Page): Promise<string[]> {
+  return page.$$eval('input, select, textarea', (els) =>
+    els
+      .filter((el) => (el as HTMLInputElement).type !== 'hidden' && (el as HTMLElement).offsetParent !== null)
+      .filter((el) => {
+        const c = el as HTMLInputElement;
+        return !(c.labels?.length || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby'));
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}

@@ -1,0 +1,263 @@
+/// <reference lib="dom" />
+/**
+ * The web console in real Chromium against the real server (embedded defaults: SQLite, blob directory,
+ * in-process queue, built-in model), built from console/src for this run. One user story, step by step:
+ * a bad key is refused; the admin creates a customer and copies its key; the customer uploads a dataset with a
+ * bad line and sees the line error, uploads a good one, starts a training job and watches the loss chart gain
+ * points — through a network blip that drops the subscription — promotes and rolls back a version, streams a
+ * playground answer beside the base model's; a revoked key signs the console out. No page logs an error.
+ * Screenshots of every page go to test-artifacts/console/.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_KEY, makePeftAdapter, ok, startHarness, type Harness } from '../e2e/harness.js';
+import { FACTS } from '../e2e/fixtures/facts.js';
+import { startBlipProxy, type BlipProxy } from './blip-proxy.js';
+import { openBrowser, unlabelledControls, type BrowserSession } from './chromium.js';
+
+/** 16 prompt/completion rows: 4 optimizer steps an epoch at the default batch size. */
+const DATASET = Array.from({ length: 4 }, (_, i) =>
+  FACTS.map(([prompt, completion]) => JSON.stringify({ prompt: `${prompt} (${i})`, completion })),
+)
+  .flat()
+  .join('\n');
+const BAD_DATASET = `${JSON.stringify({ prompt: 'a', completion: 'b' })}\n{"prompt": "no completion"\n`;
+
+let h: Harness;
+let proxy: BlipProxy;
+let b: BrowserSession;
+let page: Page;
+let consoleDir: string;
+let customerKey = '';
+
+async function signIn(key: string): Promise<void> {
+  await page.goto(proxy.url + '/');
+  await page.getByLabel('API key').fill(key);
+  await page.getByLabel('API key').press('Enter'); // the keyboard alone signs in
+}
+
+/** Waits (up to `timeout`) for the locator's text to contain `text`. */
+async function hasText(locator: Locator, text: string, options: { timeout?: number } = {}): Promise<void> {
+  await expect
+    .poll(async () => (await locator.textContent()) ?? '', { timeout: options.timeout ?? 15_000 })
+    .toContain(text);
+}
+
+async function hasExactText(
+  locator: Locator,
+  text: string,
+  options: { timeout?: number } = {},
+): Promise<void> {
+  await expect
+    .poll(async () => ((await locator.textContent()) ?? '').trim(), { timeout: options.timeout ?? 15_000 })
+    .toBe(text);
+}
+
+async function shows(locator: Locator, options: { timeout?: number } = {}): Promise<void> {
+  await locator.waitFor({ state: 'visible', timeout: options.timeout ?? 15_000 });
+}
+
+async function expectLabelled(): Promise<void> {
+  expect(await unlabelledControls(page)).toEqual([]);
+}
+
+beforeAll(async () => {
+  consoleDir = mkdtempSync(join(tmpdir(), 'dg-console-'));
+  execFileSync(process.execPath, ['console/build.mjs', '--out', consoleDir], { stdio: 'pipe' });
+  h = await startHarness('sqlite+fs', { DELTAGATE_CONSOLE_DIR: consoleDir });
+  proxy = await startBlipProxy(h.server.port);
+  b = await openBrowser();
+  page = b.page;
+}, 120_000);
+
+afterAll(async () => {
+  await b?.close();
+  await proxy?.close();
+  await h?.close();
+  rmSync(consoleDir, { recursive: true, force: true });
+});
+
+describe('the web console in Chromium', () => {
+  it('serves the built console at / under a strict CSP, with nothing from another origin', async () => {
+    const res = await fetch(`${h.server.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await res.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    const asset = /src="(\/assets\/app-[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(`${h.server.url}${asset}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    expect((await fetch(`${h.server.url}/assets/nope.js`)).status).toBe(404);
+    expect((await fetch(`${h.server.url}/assets/..%2F..%2Fpackage.json`)).status).toBe(404);
+  });
+
+  it('refuses a bad key with a clear sign-in error', async () => {
+    await signIn('dg_not-a-real-key-000000000000000000');
+    await hasText(page.getByRole('alert'), 'not accepted');
+    await expectLabelled();
+    await b.screenshot('01-sign-in-refused');
+  });
+
+  it('admin: creates a customer and shows its key once with a copy button', async () => {
+    await signIn(ADMIN_KEY);
+    await shows(page.getByRole('heading', { name: 'Customers', exact: true }));
+    await page.getByLabel('Name').fill('acme');
+    await page.getByLabel('Monthly token limit').fill('1000000');
+    await page.getByRole('button', { name: 'Create customer' }).click();
+    const secret = page.getByTestId('secret');
+    await shows(secret);
+    customerKey = (await secret.textContent())!.trim();
+    expect(customerKey.length).toBeGreaterThan(20);
+    await shows(page.getByRole('button', { name: 'Copy secret' }));
+    await shows(page.getByRole('link', { name: 'acme' }).first());
+    await expectLabelled();
+    await b.screenshot('02-admin-customers');
+    await page.getByRole('link', { name: 'acme' }).first().click();
+    await shows(page.getByRole('heading', { name: 'API keys', exact: true }));
+    await hasText(page.getByTestId('usage'), 'Requests');
+    await b.screenshot('03-admin-customer');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  it('customer: uploads a dataset with a bad line and sees the line error, then a good one', async () => {
+    await signIn(customerKey);
+    await shows(page.getByRole('heading', { name: 'Datasets', exact: true }));
+    await page.getByLabel('JSONL file').setInputFiles({
+      name: 'broken.jsonl',
+      mimeType: 'application/jsonl',
+      buffer: Buffer.from(BAD_DATASET),
+    });
+    await page.getByLabel(/^Format/).selectOption('PROMPT_COMPLETION');
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const summary = page.getByTestId('dataset-summary');
+    await hasText(summary, 'INVALID');
+    const errors = page.getByTestId('dataset-errors');
+    await hasExactText(errors.locator('tbody tr').first().locator('td').first(), '2');
+    await b.screenshot('04-dataset-line-error');
+
+    await page.getByLabel('Name').fill('');
+    await page.getByLabel('JSONL file').setInputFiles({
+      name: 'facts.jsonl',
+      mimeType: 'application/jsonl',
+      buffer: Buffer.from(DATASET),
+    });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await hasText(summary, 'READY');
+    await hasText(summary, '16 rows');
+    await hasText(page.locator('table').last(), 'facts');
+    await expectLabelled();
+    await b.screenshot('05-datasets');
+  });
+
+  it('training: starts a job and the loss chart gains points live, through a dropped connection', async () => {
+    await page.getByRole('link', { name: 'Training' }).click();
+    await shows(page.getByRole('heading', { name: 'Start a training job' }));
+    expect(await page.getByLabel('LoRA rank').inputValue()).toBe('8'); // the API's defaults are shown
+    await page.getByLabel('New adapter name').fill('support-bot');
+    await page.getByLabel('Epochs').fill('5000');
+    await shows(page.getByText('Epochs must be in [1, 1000]')); // limits enforced in the form
+    expect(await page.getByRole('button', { name: 'Start training' }).isDisabled()).toBe(true);
+    await page.getByLabel('Epochs').fill('25');
+    await page.getByLabel('Learning rate').fill('0.01');
+    await expectLabelled();
+    await b.screenshot('06-training-form');
+    await page.getByRole('button', { name: 'Start training' }).click();
+
+    const chart = page.getByTestId('loss-chart');
+    const points = async () => Number(await chart.getAttribute('data-points'));
+    await expect.poll(points, { timeout: 60_000 }).toBeGreaterThanOrEqual(3);
+    const beforeBlip = await points();
+    expect(await page.getByTestId('job-step').textContent()).toMatch(/^\d+ \/ 100$/);
+
+    // A network blip: every connection through the proxy is cut while the job runs.
+    expect(proxy.cutAll()).toBeGreaterThan(0);
+    await hasExactText(page.getByTestId('connection'), 'live', { timeout: 15_000 });
+    await expect.poll(points, { timeout: 60_000 }).toBeGreaterThan(beforeBlip + 2);
+    await b.screenshot('07-training-live');
+
+    await hasText(page.getByRole('heading', { name: /Training job/ }), 'SUCCEEDED', { timeout: 120_000 });
+    // No hole where the connection was down: the chart holds every step the server recorded.
+    const jobId = decodeURIComponent(page.url().split('#/training/')[1]!);
+    const { trainingJob } = await ok(
+      h,
+      customerKey,
+      `query($id: ID!) { trainingJob(id: $id) { lossHistory { step } } }`,
+      {
+        id: jobId,
+      },
+    );
+    expect(await points()).toBe(trainingJob.lossHistory.length);
+    expect(trainingJob.lossHistory).toHaveLength(100);
+    await b.screenshot('08-training-done');
+  });
+
+  it('adapters: promotes a version to production and rolls back in one click', async () => {
+    const { adapters } = await ok(h, customerKey, `{ adapters(first: 10) { edges { node { id name } } } }`);
+    const adapterId = adapters.edges[0].node.id as string;
+    const peft = makePeftAdapter({ seed: 7 });
+    await ok(
+      h,
+      customerKey,
+      `mutation($input: ImportAdapterVersionInput!) { importAdapterVersion(input: $input) { version } }`,
+      { input: { adapterId, adapterConfig: peft.adapterConfig, weightsBase64: peft.weightsBase64 } },
+    );
+    await page.getByRole('link', { name: 'Adapters' }).click();
+    await page.getByRole('link', { name: 'support-bot' }).click();
+    const production = page.getByTestId('production-version');
+    await hasExactText(production, 'version 1'); // IF_BETTER promoted the first trained version
+    await hasText(page.getByTestId('version-1'), 'training job');
+    await page.getByRole('button', { name: 'Promote version 2 to production' }).click();
+    await hasExactText(production, 'version 2');
+    await b.screenshot('09-adapter-promoted');
+    await page.getByRole('button', { name: 'Roll back production to version 1' }).click();
+    await hasExactText(production, 'version 1');
+    await expectLabelled();
+    await b.screenshot('10-adapter-rolled-back');
+  });
+
+  it('playground: streams an answer from the adapter beside the base model', async () => {
+    await page.getByRole('link', { name: 'Playground' }).click();
+    await page.getByLabel('Adapter reference').fill('support-bot');
+    await page.getByLabel('Mode', { exact: true }).selectOption('SIDELOAD');
+    await page.getByLabel('Compare with the base model side by side').check();
+    await page.getByLabel('Prompt', { exact: true }).fill('Zorbia capital? (0)');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await shows(page.getByTestId('output-finish'), { timeout: 60_000 });
+    await shows(page.getByTestId('output-base-finish'), { timeout: 60_000 });
+    // What streamed in is what the API generates for the same greedy request, adapter and base alike.
+    const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { text } }`;
+    const prompt = 'Zorbia capital? (0)';
+    const adapterText = (
+      await ok(h, customerKey, GENERATE, {
+        input: { adapter: 'support-bot', mode: 'SIDELOAD', prompt, maxTokens: 64 },
+      })
+    ).generate.text;
+    const baseText = (await ok(h, customerKey, GENERATE, { input: { prompt, maxTokens: 64 } })).generate.text;
+    expect(await page.getByTestId('output').textContent()).toBe(adapterText);
+    expect(await page.getByTestId('output-base').textContent()).toBe(baseText);
+    expect(adapterText).not.toBe(baseText);
+    await expectLabelled();
+    await b.screenshot('11-playground');
+  });
+
+  it('signs out with a clear message once the key is revoked', async () => {
+    const { viewer } = await ok(h, customerKey, `{ viewer { apiKey { id } } }`);
+    await ok(h, ADMIN_KEY, `mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: viewer.apiKey.id });
+    await page.getByRole('link', { name: 'Keys & usage' }).click();
+    await hasText(page.getByRole('alert'), 'no longer accepted');
+    await b.screenshot('12-revoked');
+    await signIn(customerKey);
+    await hasText(page.getByRole('alert'), 'not accepted');
+  });
+
+  it('logged no console error and no uncaught exception on any page', () => {
+    // The refused sign-ins answer 401 by design; Chromium logs each failed resource load as an error.
+    const unexpected = b.problems.filter((p) => !/status of 401/.test(p));
+    expect(unexpected).toEqual([]);
+  });
+});
