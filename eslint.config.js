@@ -18,7 +18,17 @@ const layer = (from, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'console/dist/**', 'node_modules/**', 'coverage/**', '.deltagate/**', 'bin/**', 'tmp/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'console/dist/**',
+      'node_modules/**',
+      'coverage/**',
+      '.deltagate/**',
+      'bin/**',
+      'tmp/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -93,7 +93,8 @@ export async function loadConsole(dir: string): Promise<Map<string, StaticFile> 
   const assets = join(dir, 'assets');
   if (existsSync(assets)) {
     for (const entry of await readdir(assets, { withFileTypes: true })) {
-      if (entry.isFile()) files.set(`/assets/${entry.name}`, await loadFile(join(assets, entry.name), IMMUTABLE));
+      if (entry.isFile())
+        files.set(`/assets/${entry.name}`, await loadFile(join(assets, entry.name), IMMUTABLE));
     }
   }
   return files;

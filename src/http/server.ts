@@ -85,7 +85,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   if (metrics) router.add(metrics.route());
   router.add(graphql.route);
   if (options.openai) for (const route of openAIRoutes({ ...options.openai, logger })) router.add(route);
-  if (options.console) for (const route of await consoleRoutes({ ...options.console, logger })) router.add(route);
+  if (options.console)
+    for (const route of await consoleRoutes({ ...options.console, logger })) router.add(route);
 
   try {
     await new Promise<void>((resolve, reject) => {

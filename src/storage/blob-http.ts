@@ -49,7 +49,9 @@ export function createBlobHttpHandler(
     if (method === 'OPTIONS') {
       res.writeHead(204, {
         'access-control-allow-methods': 'GET, HEAD, PUT',
-        'access-control-allow-headers': String(req.headers['access-control-request-headers'] ?? 'content-type'),
+        'access-control-allow-headers': String(
+          req.headers['access-control-request-headers'] ?? 'content-type',
+        ),
         'access-control-max-age': '600',
       });
       res.end();

@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * Real Chromium for the console's browser tests: Debian's `chromium` package (or DELTAGATE_CHROMIUM_PATH)
  * driven by playwright-core — nothing is downloaded. `.ci/run` installs the package when it is missing; a
@@ -75,15 +74,15 @@ export async function openBrowser(): Promise<BrowserSession> {
   };
 }
 
-/** Every visible form control has an accessible name (a <label>, aria-label or aria-labelledby). */
+/**
+ * Every visible form control has an accessible name (a <label>, aria-label or aria-labelledby). The check runs
+ * in the page as source text: the test program is type-checked without the DOM library.
+ */
+const UNLABELLED_CONTROLS = `[...document.querySelectorAll('input, select, textarea')]
+  .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
+  .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+  .map((el) => el.outerHTML.slice(0, 120))`;
+
 export async function unlabelledControls(page: Page): Promise<string[]> {
-  return page.$$eval('input, select, textarea', (els) =>
-    els
-      .filter((el) => (el as HTMLInputElement).type !== 'hidden' && (el as HTMLElement).offsetParent !== null)
-      .filter((el) => {
-        const c = el as HTMLInputElement;
-        return !(c.labels?.length || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby'));
-      })
-      .map((el) => el.outerHTML.slice(0, 120)),
-  );
+  return (await page.evaluate(UNLABELLED_CONTROLS)) as string[];
 }

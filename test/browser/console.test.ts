@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The web console in real Chromium against the real server (embedded defaults: SQLite, blob directory,
  * in-process queue, built-in model), built from console/src for this run. One user story, step by step:
@@ -100,6 +99,10 @@ describe('the web console in Chromium', () => {
     await signIn('dg_not-a-real-key-000000000000000000');
     await hasText(page.getByRole('alert'), 'not accepted');
     await expectLabelled();
+    // The label check itself sees an unlabelled control.
+    await page.evaluate(`document.body.insertAdjacentHTML('beforeend', '<input id="probe">')`);
+    expect(await unlabelledControls(page)).toEqual(['<input id="probe">']);
+    await page.evaluate(`document.getElementById('probe').remove()`);
     await b.screenshot('01-sign-in-refused');
   });
 

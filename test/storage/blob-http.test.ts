@@ -66,6 +66,27 @@ describe('blob HTTP handler', () => {
     expect(fellThrough).toEqual(['/graphql', '/blobsx/a']);
   });
 
+  it('lets a browser on any origin use a presigned URL (CORS: the signature is the authority)', async () => {
+    const preflight = await fetch(`${base}/blobs/customers/c1/x?sig=whatever`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://console.example',
+        'access-control-request-method': 'PUT',
+        'access-control-request-headers': 'content-type,x-amz-checksum-sha256',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type,x-amz-checksum-sha256');
+    // A refused request carries the header too, so the page can read why.
+    const refused = await fetch(`${base}/blobs/customers/c1/x`, {
+      headers: { origin: 'http://console.example' },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+  });
+
   it('answers 405 for other methods and 403 without a signature', async () => {
     expect((await fetch(`${base}/blobs/customers/c1/x`, { method: 'DELETE' })).status).toBe(405);
     expect((await fetch(`${base}/blobs/customers/c1/x`)).status).toBe(403);

@@ -11,8 +11,6 @@ export interface NumberField {
   max: number;
   /** The upper bound is excluded ([min, max)). */
   maxExclusive?: boolean;
-  /** The lower bound is excluded ((min, max]). */
-  minExclusive?: boolean;
   integer: boolean;
   help: string;
   advanced?: boolean;
@@ -32,9 +30,8 @@ export const NUMBER_FIELDS: readonly NumberField[] = [
     name: 'learningRate',
     label: 'Learning rate',
     default: 2e-4,
-    min: 0,
+    min: 1e-9,
     max: 1,
-    minExclusive: true,
     integer: false,
     help: 'Peak learning rate, (0, 1].',
   },
@@ -43,9 +40,8 @@ export const NUMBER_FIELDS: readonly NumberField[] = [
     name: 'alpha',
     label: 'LoRA alpha',
     default: 16,
-    min: 0,
+    min: 1e-6,
     max: 4096,
-    minExclusive: true,
     integer: false,
     help: 'scale = alpha / rank.',
   },
@@ -151,10 +147,10 @@ export function fieldProblem(field: NumberField, raw: string, contextLength?: nu
   const max = field.name === 'maxSequenceLength' && contextLength !== undefined ? contextLength : field.max;
   if (!Number.isFinite(v)) return `${field.label} must be a number`;
   if (field.integer && !Number.isInteger(v)) return `${field.label} must be a whole number`;
-  const low = field.minExclusive ? v <= field.min : v < field.min;
+  const low = v < field.min;
   const high = field.maxExclusive ? v >= max : v > max;
   if (low || high) {
-    const range = `${field.minExclusive ? '(' : '['}${field.min}, ${max}${field.maxExclusive ? ')' : ']'}`;
+    const range = `[${field.min}, ${max}${field.maxExclusive ? ')' : ']'}`;
     return `${field.label} must be in ${range}`;
   }
   return null;
