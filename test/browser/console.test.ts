@@ -8,7 +8,8 @@
  * Screenshots of every page go to test-artifacts/console/.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
@@ -183,6 +184,12 @@ describe('the web console in Chromium', () => {
     await expect.poll(points, { timeout: 60_000 }).toBeGreaterThan(beforeBlip + 2);
     await b.screenshot('07-training-live');
 
+    // Joining a running job (here: reloading its page; the key survives in sessionStorage) shows its history
+    // at once, before any live event.
+    const beforeReload = await points();
+    await page.reload();
+    await expect.poll(points, { timeout: 15_000 }).toBeGreaterThanOrEqual(beforeReload);
+
     await hasText(page.getByRole('heading', { name: /Training job/ }), 'SUCCEEDED', { timeout: 120_000 });
     // No hole where the connection was down: the chart holds every step the server recorded.
     const jobId = decodeURIComponent(page.url().split('#/training/')[1]!);
@@ -197,6 +204,21 @@ describe('the web console in Chromium', () => {
     expect(await points()).toBe(trainingJob.lossHistory.length);
     expect(trainingJob.lossHistory).toHaveLength(100);
     await b.screenshot('08-training-done');
+  });
+
+  it('training: cancels a running job from its page', async () => {
+    await page.getByRole('link', { name: 'Training' }).click();
+    await page.getByLabel('Adapter', { exact: true }).selectOption({ label: 'support-bot (deltagate-tiny)' });
+    await page.getByLabel('Epochs').fill('1000');
+    await page.getByLabel('When it succeeds').selectOption('NEVER');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    const chart = page.getByTestId('loss-chart');
+    await expect
+      .poll(async () => Number(await chart.getAttribute('data-points')), { timeout: 60_000 })
+      .toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Cancel job' }).click();
+    await hasText(page.getByRole('heading', { name: /Training job/ }), 'CANCELLED', { timeout: 30_000 });
+    expect(await page.getByRole('button', { name: 'Cancel job' }).count()).toBe(0);
   });
 
   it('adapters: promotes a version to production and rolls back in one click', async () => {
@@ -221,6 +243,23 @@ describe('the web console in Chromium', () => {
     await hasExactText(production, 'version 1');
     await expectLabelled();
     await b.screenshot('10-adapter-rolled-back');
+
+    // A version's weights download through its presigned URL, byte for byte.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download version 2' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('adapter_model.safetensors');
+    const { adapterVersion } = await ok(
+      h,
+      customerKey,
+      `query($id: ID!) { adapter(id: $id) { latestVersion { sha256 } } }`,
+      {
+        id: adapterId,
+      },
+    ).then((d) => ({ adapterVersion: d.adapter.latestVersion }));
+    const bytes = readFileSync((await download.path())!);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(adapterVersion.sha256);
   });
 
   it('playground: streams an answer from the adapter beside the base model', async () => {
