@@ -5,7 +5,11 @@
  */
 import DataLoader from 'dataloader';
 import type { Adapter } from '../db/repositories/adapters.js';
-import type { AdapterAlias, AdapterVersion } from '../db/repositories/adapter-versions.js';
+import type {
+  AdapterAlias,
+  AdapterVersion,
+  AdapterVersionParent,
+} from '../db/repositories/adapter-versions.js';
 import type { Customer } from '../db/repositories/customers.js';
 import type { Dataset } from '../db/repositories/datasets.js';
 import type { TrainingJob } from '../db/repositories/training-jobs.js';
@@ -20,6 +24,8 @@ export interface Loaders {
   /** Versions of an adapter, ascending by number. */
   versionsByAdapter: DataLoader<string, AdapterVersion[]>;
   aliasesByAdapter: DataLoader<string, AdapterAlias[]>;
+  /** A derived version's parents, in order. */
+  parentsByVersion: DataLoader<string, AdapterVersionParent[]>;
 }
 
 function byId<T extends { id: string }>(fetch: (ids: readonly string[]) => Promise<T[]>) {
@@ -51,6 +57,10 @@ export function createLoaders(actor: Actor, s: Services): Loaders {
     aliasesByAdapter: groupBy(
       (a) => a.adapterId,
       (ids) => s.adapters.aliasesOf(actor, ids),
+    ),
+    parentsByVersion: groupBy(
+      (p) => p.versionId,
+      (ids) => s.adapters.parentsOf(actor, ids),
     ),
   };
 }

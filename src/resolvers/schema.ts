@@ -10,6 +10,12 @@ import { AdapterAliasResolver, AdapterResolver, AdapterVersionResolver } from '.
 import { guardSchemaArguments } from './argument-guard.js';
 import { CustomerResolver } from './customer-resolver.js';
 import { DatasetResolver } from './dataset-resolver.js';
+import {
+  AdapterLineageResolver,
+  AdapterVersionParentResolver,
+  DerivedJobResolver,
+  JobArtifactResolver,
+} from './derived-version-resolver.js';
 import { GenerationResolver } from './generation-resolver.js';
 import { graphql } from './graphql-runtime.js';
 import { TrainingJobResolver } from './training-job-resolver.js';
@@ -22,6 +28,10 @@ export const RESOLVERS = [
   AdapterVersionResolver,
   AdapterAliasResolver,
   TrainingJobResolver,
+  DerivedJobResolver,
+  JobArtifactResolver,
+  AdapterLineageResolver,
+  AdapterVersionParentResolver,
   GenerationResolver,
 ] as const;
 

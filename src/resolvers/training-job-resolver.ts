@@ -19,13 +19,13 @@ import type { SubscribeResolverData } from 'type-graphql';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
 import type { Dataset } from '../db/repositories/datasets.js';
-import type { TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
+import type { JobKind, TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
 import type { TrainingProgressEvent } from '../services/training-runner.js';
 import type { GraphQLContext } from './context.js';
 import { pageRequest, toConnection, type ConnectionShape } from './pagination.js';
 import { AdapterType, AdapterVersionType } from './types/adapter.js';
 import { DatasetType } from './types/dataset.js';
-import { TrainingJobStatusEnum } from './types/enums.js';
+import { JobKindEnum, TrainingJobStatusEnum } from './types/enums.js';
 import {
   StartTrainingInput,
   TrainingJobConnection,
@@ -46,10 +46,11 @@ export class TrainingJobResolver {
     @Arg('status', () => TrainingJobStatusEnum, { nullable: true }) status: TrainingJobStatus | null,
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('kind', () => JobKindEnum, { nullable: true }) kind: JobKind | null,
   ): Promise<ConnectionShape<TrainingJob>> {
     const req = pageRequest(first, after);
     return toConnection(
-      await ctx.services.trainingJobs.list(ctx.actor, status ?? null, req.first, req.after),
+      await ctx.services.trainingJobs.list(ctx.actor, status ?? null, req.first, req.after, kind ?? null),
       req,
     );
   }

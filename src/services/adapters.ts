@@ -4,10 +4,14 @@
  * `adapterVersionPrefix` (create-only writes) and registers version max+1, retrying on a lost race.
  * `deleteVersion` refuses a version an alias points at (move the alias first), so `production` never dangles.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Adapter } from '../db/repositories/adapters.js';
-import type { AdapterAlias, AdapterVersion, StoredFile } from '../db/repositories/adapter-versions.js';
+import type {
+  AdapterAlias,
+  AdapterVersion,
+  AdapterVersionParent,
+  StoredFile,
+} from '../db/repositories/adapter-versions.js';
 import { AdapterVersionsRepository } from '../db/repositories/adapter-versions.js';
 import { inTransaction, type Page, type Repositories, type Scope } from '../db/repositories/index.js';
 import { UploadsRepository } from '../db/repositories/uploads.js';
@@ -26,6 +30,8 @@ import {
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModelRegistry } from './base-models.js';
 import { KeyedMutex, Semaphore } from './semaphore.js';
+import { deleteArtifactBlobs, forgetArtifactsOfVersion } from './export-artifacts.js';
+import { storedBlobProblem } from './stored-blob.js';
 import {
   ADAPTER_NAME_RE,
   decodeStrictBase64,
@@ -186,6 +192,11 @@ export class AdaptersService {
     return this.repos.adapterVersions.listByAdapters(scopeOf(actor), adapterIds);
   }
 
+  /** The parents of derived versions (DataLoader), by version then order. */
+  async parentsOf(actor: Actor, versionIds: readonly string[]): Promise<AdapterVersionParent[]> {
+    return this.repos.adapterVersions.parentsOf(scopeOf(actor), versionIds);
+  }
+
   async aliasesOf(actor: Actor, adapterIds: readonly string[]): Promise<AdapterAlias[]> {
     return this.repos.adapterVersions.listAliases(scopeOf(actor), adapterIds);
   }
@@ -210,26 +221,11 @@ export class AdaptersService {
     };
     const recorded = version.files.find((f) => f.name === ADAPTER_FILES.weights)?.sha256 ?? version.sha256;
     if (recorded !== version.sha256) refuse('the recorded checksums disagree');
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = await this.blobs.stream(key);
-    } catch (err) {
-      if (err instanceof NotFoundError) return refuse('the file is missing');
-      throw err;
-    }
-    const hash = createHash('sha256');
-    let size = 0;
-    for await (const chunk of stream as AsyncIterable<Uint8Array | string>) {
-      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      size += bytes.byteLength;
-      if (size > version.sizeBytes) {
-        (stream as { destroy?: () => void }).destroy?.();
-        return refuse(`larger than the ${version.sizeBytes} bytes registered`);
-      }
-      hash.update(bytes);
-    }
-    if (size !== version.sizeBytes) refuse(`${size} bytes stored, ${version.sizeBytes} registered`);
-    if (hash.digest('hex') !== recorded) refuse('the bytes changed');
+    const problem = await storedBlobProblem(this.blobs, key, {
+      sizeBytes: version.sizeBytes,
+      sha256: recorded,
+    });
+    if (problem !== null) refuse(problem);
   }
 
   /** A presigned PUT for adapter weights too large to send inline; pass the id to `importVersion`. */
@@ -399,31 +395,41 @@ export class AdaptersService {
     return adapter;
   }
 
-  /** Refuses (CONFLICT) while an alias points at the version; the row goes first, then its files. */
+  /**
+   * Refuses (CONFLICT) while an alias points at the version; the row goes first, then its files, and the
+   * model exports made from it (src/services/export-artifacts.ts). Versions derived from it keep its id in
+   * their lineage (`parents`).
+   */
   async deleteVersion(actor: Actor, id: string): Promise<boolean> {
     const scope = scopeOf(actor);
-    const version = await this.deleteVersionRow(scope, id).catch((err: unknown) => {
+    const { version, exports } = await this.deleteVersionRow(scope, id).catch((err: unknown) => {
       // An alias was pointed at it between the check and the delete: the same answer as the check's.
       if (isForeignKeyViolation(err))
         throw new ConflictError(`version ${id} was just aliased; move the alias first`);
       throw err;
     });
     await this.removePrefix(version.blobPrefix, true);
+    for (const e of exports) await deleteArtifactBlobs(this.blobs, this.logger, e.customerId, e.jobId);
     return true;
   }
 
-  private async deleteVersionRow(scope: Scope, id: string): Promise<AdapterVersion> {
+  private async deleteVersionRow(
+    scope: Scope,
+    id: string,
+  ): Promise<{ version: AdapterVersion; exports: { customerId: string; jobId: string }[] }> {
     return inTransaction(this.repos.db, async (tx) => {
       const v = await tx.adapterVersions.findById(scope, id);
       if (v === null) throw new NotFoundError('adapter version', id);
+      // The lock an export's registration takes too: an export of this version finishing now keeps nothing.
+      await tx.customers.lockForUpdate(v.customerId);
       const aliases = await tx.adapterVersions.aliasesOfVersion(v.id);
       if (aliases.length > 0) {
         throw new ConflictError(
           `version ${v.version} is aliased as ${aliases.join(', ')}; move the alias first`,
         );
       }
-      await tx.adapterVersions.delete(scope, v.id);
-      return v;
+      if (!(await tx.adapterVersions.delete(scope, v.id))) throw new NotFoundError('adapter version', id);
+      return { version: v, exports: await forgetArtifactsOfVersion(tx, v.adapterId, v.id) };
     });
   }
 

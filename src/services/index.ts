@@ -15,6 +15,7 @@ import { ApiKeysService } from './api-keys.js';
 import type { BaseModelRegistry } from './base-models.js';
 import { CustomersService } from './customers.js';
 import { DatasetsService, type TokenCounter } from './datasets.js';
+import { DerivedJobsService } from './derived-jobs.js';
 import type { ServingRuntime } from './serving-grid.js';
 import { GenerationService, type GenerationOptions } from './generation.js';
 import { TrainingJobsService } from './training-jobs.js';
@@ -49,6 +50,10 @@ export interface ServiceDeps {
     attempts?: number;
     /** ORT threads per training job run in this process. */
     threads?: number;
+    /** Where EXPORT jobs write the model before storing it (default: the OS temp dir). */
+    scratchDir?: string;
+    /** How long an export artifact is kept (default 7 days). */
+    exportTtlMs?: number;
   };
   generation?: GenerationOptions;
 }
@@ -62,6 +67,8 @@ export interface Services {
   datasets: DatasetsService;
   adapters: AdaptersService;
   trainingJobs: TrainingJobsService;
+  /** Derived versions (SHRINK, MERGE) and exports, queued as jobs through `training`. */
+  derivedJobs: DerivedJobsService;
   /** Runs start/cancel/progress and, where this process trains, the worker; null without a queue. */
   training: TrainingRunner | null;
   generation: GenerationService;
@@ -85,6 +92,8 @@ export function createServices(deps: ServiceDeps): Services {
         attempts: deps.training.attempts,
         threads: deps.training.threads,
         executionProvider: runtime.executionProvider,
+        scratchDir: deps.training.scratchDir,
+        exportTtlMs: deps.training.exportTtlMs,
       })
     : null;
   return {
@@ -96,6 +105,13 @@ export function createServices(deps: ServiceDeps): Services {
     datasets: new DatasetsService(repos, deps.blobs, deps.limits, deps.countTokens, deps.logger),
     adapters,
     trainingJobs: new TrainingJobsService(repos, training),
+    derivedJobs: new DerivedJobsService({
+      repos,
+      blobs: deps.blobs,
+      baseModels: deps.baseModels,
+      runner: training,
+      logger: deps.logger,
+    }),
     training,
     generation: new GenerationService({
       repos,

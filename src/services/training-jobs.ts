@@ -4,7 +4,7 @@
  * start / cancel / progress through it. The rows are src/db/repositories/training-jobs.ts.
  */
 import type { Page, Repositories } from '../db/repositories/index.js';
-import type { TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
+import type { JobKind, TrainingJob, TrainingJobStatus } from '../db/repositories/training-jobs.js';
 import { DeltagateError, NotFoundError } from '../shared/errors.js';
 import { scopeOf, type Actor } from './actor.js';
 import type { StartTrainingInput, TrainingProgressEvent, TrainingRunner } from './training-runner.js';
@@ -49,7 +49,8 @@ export class TrainingJobsService {
     status: TrainingJobStatus | null,
     first: number,
     after: string | null,
+    kind: JobKind | null = null,
   ): Promise<Page<TrainingJob>> {
-    return this.repos.trainingJobs.list(scopeOf(actor), { status }, { first, after });
+    return this.repos.trainingJobs.list(scopeOf(actor), { status, kind }, { first, after });
   }
 }

@@ -11,6 +11,7 @@ import { ALL, inTransaction, type Repositories } from '../db/repositories/index.
 import {
   PROMOTE_POLICIES,
   TERMINAL_JOB_STATUSES,
+  type JobKind,
   type PromotePolicy,
   type TrainingJob,
 } from '../db/repositories/training-jobs.js';
@@ -18,6 +19,7 @@ import { LINEAR_MODULES } from '../engine/formats/hf-config.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import {
   isUnrecoverableError,
+  type JobHandler,
   type JobQueue,
   type JobWorker,
   type ReconcileResult,
@@ -25,6 +27,7 @@ import {
 } from '../queue/job-queue.js';
 import { subscribeIterator, type ProgressBus } from '../queue/progress-bus.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import { createDerivedJobHandler } from '../training/derive-handler.js';
 import {
   createTrainingJobHandler,
   progressEventOf,
@@ -34,6 +37,7 @@ import {
 import { BadInputError, ConflictError, NotFoundError, QuotaExceededError } from '../shared/errors.js';
 import { requireCustomer, scopeOf, type Actor } from './actor.js';
 import type { BaseModel, BaseModelRegistry } from './base-models.js';
+import { sweepExpiredArtifacts } from './export-artifacts.js';
 
 export type { TrainingJobPayload, TrainingProgressEvent } from '../training/job-handler.js';
 export type { PromotePolicy } from '../db/repositories/training-jobs.js';
@@ -183,6 +187,21 @@ export interface TrainingRunnerDeps {
   /** SQL progress writes of a running job, at most one per this many ms (plus one at every checkpoint and at
    * the end). Default 1 s. */
   progressWriteIntervalMs?: number;
+  /** Where EXPORT jobs write the model before storing it (default: the OS temp dir). */
+  scratchDir?: string;
+  /** How long an export artifact is kept (default 7 days). */
+  exportTtlMs?: number;
+}
+
+/** A job row to insert, whatever its kind (what `submitJob` validated it into). */
+export interface NewJob {
+  adapterId: string;
+  kind: JobKind;
+  datasetId: string | null;
+  validationDatasetId: string | null;
+  hyperparameters: Record<string, unknown>;
+  spec: Record<string, unknown> | null;
+  promote: PromotePolicy;
 }
 
 /** Where this process's training worker stands (`TrainingRunner.workerReadiness()`), for health checks. */
@@ -225,16 +244,32 @@ export class TrainingRunner {
    */
   async startWorker(concurrency: number): Promise<JobWorker> {
     const { repos, blobs, bus, baseModels, logger } = this.deps;
-    const handler = createTrainingJobHandler({
+    const modelDirOf = (id: string) => baseModels.get(id)?.dir ?? null;
+    const training = createTrainingJobHandler({
       repos,
       blobs,
       bus,
       logger,
-      modelDirOf: (id) => baseModels.get(id)?.dir ?? null,
+      modelDirOf,
       threads: this.deps.threads,
       executionProvider: this.deps.executionProvider,
       progressWriteIntervalMs: this.deps.progressWriteIntervalMs,
     });
+    const derived = createDerivedJobHandler({
+      repos,
+      blobs,
+      bus,
+      logger,
+      modelDirOf,
+      scratchDir: this.deps.scratchDir,
+      exportTtlMs: this.deps.exportTtlMs,
+      progressWriteIntervalMs: this.deps.progressWriteIntervalMs,
+    });
+    // One queue for every kind of job (the payload is the id): the row says which handler runs it.
+    const handler: JobHandler<TrainingJobPayload> = async (ctx) => {
+      const job = await repos.trainingJobs.findById(ALL, ctx.payload.jobId);
+      return job !== null && job.kind !== 'TRAINING' ? derived(ctx) : training(ctx);
+    };
     this.setReadiness('connecting', null);
     const worker = await this.deps.queue.startWorker(handler, {
       concurrency,
@@ -302,6 +337,10 @@ export class TrainingRunner {
     }
     if (result.created.length > 0)
       this.deps.logger.info({ jobs: result.created }, 're-enqueued training jobs');
+    // Export artifacts past their expiry go too (the API calls this every minute, a worker at start-up).
+    await sweepExpiredArtifacts(this.deps.repos, this.deps.blobs, this.deps.logger).catch((err: unknown) =>
+      this.deps.logger.warn({ err }, 'could not sweep expired export artifacts'),
+    );
     return result;
   }
 
@@ -372,49 +411,78 @@ export class TrainingRunner {
   }
 
   async startTraining(actor: Actor, input: StartTrainingInput): Promise<TrainingJob> {
-    const { customerId } = requireCustomer(actor);
+    requireCustomer(actor);
     const scope = scopeOf(actor);
     const { repos } = this.deps;
-    const key = input.idempotencyKey ?? null;
-    if (key !== null && (key.length < 1 || key.length > 200)) {
-      throw new BadInputError('idempotencyKey must be 1-200 characters', {
-        details: { field: 'idempotencyKey' },
-      });
-    }
+    const key = checkIdempotencyKey(input.idempotencyKey);
     const promote = input.promote ?? DEFAULT_PROMOTE_POLICY;
     if (!PROMOTE_POLICIES.includes(promote)) {
       throw new BadInputError(`promote must be one of ${PROMOTE_POLICIES.join(', ')}`, {
         details: { field: 'promote' },
       });
     }
+    return this.submitJob(
+      actor,
+      key,
+      (job) => this.differingField(actor, job, input),
+      async () => {
+        const adapter = await repos.adapters.findById(scope, input.adapterId);
+        if (adapter === null) throw new NotFoundError('adapter', input.adapterId);
+        const base = this.deps.baseModels.require(adapter.baseModelId);
+        const dataset = await repos.datasets.findById(scope, input.datasetId);
+        if (dataset === null) throw new NotFoundError('dataset', input.datasetId);
+        const usable = async (id: string, what: string) => {
+          const d = id === dataset.id ? dataset : await repos.datasets.findById(scope, id);
+          if (d === null) throw new NotFoundError('dataset', id);
+          if (d.status !== 'READY' || (d.rowCount ?? 0) < 1) {
+            throw new BadInputError(`${what} ${id} is ${d.status}; training needs a READY dataset with rows`);
+          }
+          return d;
+        };
+        await usable(dataset.id, 'dataset');
+        const validationId = input.validationDatasetId ?? null;
+        if (validationId !== null) {
+          const v = await usable(validationId, 'validation dataset');
+          if (v.format !== dataset.format)
+            throw new BadInputError(
+              `the validation dataset is ${v.format}, the training dataset ${dataset.format}`,
+            );
+        }
+        const hyperparameters = normalizeHyperparameters(input.hyperparameters, base);
+        return {
+          adapterId: adapter.id,
+          kind: 'TRAINING',
+          datasetId: dataset.id,
+          validationDatasetId: validationId,
+          hyperparameters: { ...hyperparameters },
+          spec: null,
+          promote,
+        };
+      },
+    );
+  }
+
+  /**
+   * Inserts and enqueues a job of any kind, with the idempotency and quota rules every kind shares: with a
+   * key already used, the job it names is answered when `differs` finds nothing different (else CONFLICT) —
+   * before `prepare` runs, so a retry is answered even when its checks would now fail (e.g. at the quota);
+   * otherwise `prepare` validates (throwing BAD_USER_INPUT / NOT_FOUND) and the row is inserted under the
+   * customer's lock with the concurrent-jobs quota, and enqueued by its id.
+   */
+  async submitJob(
+    actor: Actor,
+    key: string | null,
+    differs: (existing: TrainingJob) => Promise<string | null>,
+    prepare: () => Promise<NewJob>,
+  ): Promise<TrainingJob> {
+    const { customerId } = requireCustomer(actor);
+    const scope = scopeOf(actor);
+    const { repos } = this.deps;
     if (key !== null) {
-      // A retry answers its job even when the checks below would now fail (e.g. at the quota).
       const existing = await repos.trainingJobs.findByIdempotencyKey(customerId, key);
-      if (existing) return this.answerExisting(actor, existing, input, key);
+      if (existing) return this.answerExisting(existing, differs, key);
     }
-    const adapter = await repos.adapters.findById(scope, input.adapterId);
-    if (adapter === null) throw new NotFoundError('adapter', input.adapterId);
-    const base = this.deps.baseModels.require(adapter.baseModelId);
-    const dataset = await repos.datasets.findById(scope, input.datasetId);
-    if (dataset === null) throw new NotFoundError('dataset', input.datasetId);
-    const usable = async (id: string, what: string) => {
-      const d = id === dataset.id ? dataset : await repos.datasets.findById(scope, id);
-      if (d === null) throw new NotFoundError('dataset', id);
-      if (d.status !== 'READY' || (d.rowCount ?? 0) < 1) {
-        throw new BadInputError(`${what} ${id} is ${d.status}; training needs a READY dataset with rows`);
-      }
-      return d;
-    };
-    await usable(dataset.id, 'dataset');
-    const validationId = input.validationDatasetId ?? null;
-    if (validationId !== null) {
-      const v = await usable(validationId, 'validation dataset');
-      if (v.format !== dataset.format)
-        throw new BadInputError(
-          `the validation dataset is ${v.format}, the training dataset ${dataset.format}`,
-        );
-    }
-    const hyperparameters = normalizeHyperparameters(input.hyperparameters, base);
+    const row = await prepare();
 
     // The quota check and the insert are one transaction under the customer's row lock (PostgreSQL; SQLite
     // runs transactions one at a time), so concurrent starts cannot all see "under the quota".
@@ -431,43 +499,34 @@ export class TrainingRunner {
         const active = await tx.trainingJobs.countActive(customerId);
         if (active >= customer.maxConcurrentJobs) {
           throw new QuotaExceededError(
-            `${active} training jobs are queued or running; the quota is ${customer.maxConcurrentJobs}`,
+            `${active} jobs (training, derived versions, exports) are queued or running; the quota is ${customer.maxConcurrentJobs}`,
           );
         }
-        const job = await tx.trainingJobs.insert({
-          customerId,
-          adapterId: adapter.id,
-          datasetId: dataset.id,
-          validationDatasetId: validationId,
-          hyperparameters: { ...hyperparameters },
-          idempotencyKey: key,
-          promote,
-        });
+        const job = await tx.trainingJobs.insert({ customerId, ...row, idempotencyKey: key });
         return { job, created: true };
       });
     } catch (err) {
       // Another process inserted the key between our lookup and insert (SQLite shared by processes).
       if (key !== null && isUniqueViolation(err)) {
         const winner = await repos.trainingJobs.findByIdempotencyKey(customerId, key);
-        if (winner) return this.answerExisting(actor, winner, input, key);
+        if (winner) return this.answerExisting(winner, differs, key);
       }
       throw err;
     }
-    if (!outcome.created) return this.answerExisting(actor, outcome.job, input, key!);
+    if (!outcome.created) return this.answerExisting(outcome.job, differs, key!);
     return this.ensureQueued(outcome.job);
   }
 
   /** The job an idempotency key already names: answered when the input is the same, else CONFLICT. */
   private async answerExisting(
-    actor: Actor,
     job: TrainingJob,
-    input: StartTrainingInput,
+    differs: (existing: TrainingJob) => Promise<string | null>,
     key: string,
   ): Promise<TrainingJob> {
-    const differs = await this.differingField(actor, job, input);
-    if (differs !== null) {
+    const differing = await differs(job);
+    if (differing !== null) {
       throw new ConflictError(
-        `idempotency key ${JSON.stringify(key)} was used for job ${job.id} with a different ${differs}; ` +
+        `idempotency key ${JSON.stringify(key)} was used for job ${job.id} with a different ${differing}; ` +
           'use a new key for a different job',
       );
     }
@@ -480,6 +539,7 @@ export class TrainingRunner {
     job: TrainingJob,
     input: StartTrainingInput,
   ): Promise<string | null> {
+    if (job.kind !== 'TRAINING') return `kind (it is a ${job.kind} job)`;
     if (input.adapterId !== job.adapterId) return 'adapterId';
     if (input.datasetId !== job.datasetId) return 'datasetId';
     if ((input.validationDatasetId ?? null) !== job.validationDatasetId) return 'validationDatasetId';
@@ -580,6 +640,17 @@ export class TrainingRunner {
     for (const w of this.workers.splice(0)) await w.close(opts);
     if (this.readiness.state !== 'none') this.setReadiness('closed', null);
   }
+}
+
+/** An idempotency key as given (null: none); BAD_USER_INPUT outside 1-200 characters. */
+export function checkIdempotencyKey(key: string | null | undefined): string | null {
+  if (key === null || key === undefined) return null;
+  if (key.length < 1 || key.length > 200) {
+    throw new BadInputError('idempotencyKey must be 1-200 characters', {
+      details: { field: 'idempotencyKey' },
+    });
+  }
+  return key;
 }
 
 function isQueueUnavailable(err: unknown): boolean {

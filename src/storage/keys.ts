@@ -105,6 +105,20 @@ export function checkpointStepPrefix(customerId: string, jobId: string, step: nu
   return `${checkpointPrefix(customerId, jobId)}step-${positiveInt(step, 'step')}/`;
 }
 
+/** `customers/{cid}/jobs/{jobId}/export/` — an EXPORT job's artifacts, one folder per run (attempt). */
+export function exportPrefix(customerId: string, jobId: string): string {
+  return `${customerPrefix(customerId)}jobs/${segment(jobId, 'job id')}/export/`;
+}
+
+/**
+ * `customers/{cid}/jobs/{jobId}/export/a{attempt}/{file}` — `file` is a fixed name (`model.gguf`,
+ * `model.tar`), never a customer's: each run writes create-only under its own attempt, so two overlapping
+ * runs of one job never touch each other's file and the one that registers in SQL wins.
+ */
+export function exportArtifactKey(customerId: string, jobId: string, attempt: number, file: string): string {
+  return `${exportPrefix(customerId, jobId)}a${positiveInt(attempt, 'attempt')}/${segment(file, 'file name')}`;
+}
+
 /** `customers/{cid}/uploads/{uploadId}` */
 export function uploadKey(customerId: string, uploadId: string): string {
   return `${customerPrefix(customerId)}uploads/${segment(uploadId, 'upload id')}`;

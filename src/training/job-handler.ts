@@ -2,17 +2,12 @@
  * The training queue's job handler: one delivery of a training job, from its SQL row to a registered
  * adapter version. Loads the job, dataset and adapter; runs `runTraining` with a blob-backed checkpoint store
  * (resuming when a previous delivery left one); streams progress to SQL and the progress bus; registers
- * version N+1 exactly once and marks the job SUCCEEDED in one transaction. The queue is src/queue; start,
- * cancel and the subscription are src/services/training-runner.ts. Delivery is at least once (docs/QUEUE.md).
+ * version N+1 exactly once and marks the job SUCCEEDED in one transaction (./register-version.ts). Jobs of
+ * other kinds (SHRINK, MERGE, EXPORT) are ./derive-handler.ts. The queue is src/queue; start, cancel and the
+ * subscription are src/services/training-runner.ts. Delivery is at least once (docs/QUEUE.md).
  */
 import type { Logger } from 'pino';
-import { isUniqueViolation } from '../db/database.js';
-import {
-  AdapterVersionsRepository,
-  type AdapterVersion,
-  type StoredFile,
-} from '../db/repositories/adapter-versions.js';
-import { ALL, inTransaction, type Repositories } from '../db/repositories/index.js';
+import { ALL, type Repositories } from '../db/repositories/index.js';
 import {
   TERMINAL_JOB_STATUSES,
   type TrainingJob,
@@ -25,15 +20,15 @@ import type { ExecutionProvider } from '../engine/onnx/session.js';
 import type { JobHandler } from '../queue/job-queue.js';
 import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js';
 import type { ProgressBus } from '../queue/progress-bus.js';
-import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
-import { ADAPTER_FILES, adapterVersionPrefix, checkpointPrefix } from '../storage/keys.js';
-import { BadInputError, ConflictError } from '../shared/errors.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { ADAPTER_FILES, checkpointPrefix } from '../storage/keys.js';
+import { BadInputError } from '../shared/errors.js';
 import { BlobCheckpointStore } from './blob-checkpoint-store.js';
 import { errorMessage, isBadInput, publicJobError } from './job-errors.js';
 import type { CheckpointFiles, CheckpointStore } from './checkpoint-store.js';
 import type { TrainingOptions } from './options.js';
-import { applyPromotion } from './promotion.js';
 import { ProgressWriter } from './progress-writer.js';
+import { registerJobVersion, type Registered } from './register-version.js';
 import { runTraining, type TrainingEvent, type TrainingMetrics } from './trainer.js';
 
 /** What the queue carries: only the id; everything else is read from SQL (the source of truth). */
@@ -116,7 +111,6 @@ export interface TrainingJobHandlerDeps {
   progressWriteIntervalMs?: number;
 }
 
-const MAX_NUMBERING_ATTEMPTS = 8;
 /** Step events waiting for the bus beyond this are dropped (events are snapshots; SQL keeps the record). */
 const MAX_PENDING_PUBLISHES = 100;
 
@@ -356,13 +350,9 @@ function versionMetrics(m: TrainingMetrics): Record<string, unknown> {
 }
 
 /**
- * Registers the job's result as version N+1 — exactly once: files are written create-only under a fresh
- * number's prefix, then the version row (UNIQUE training_job_id) and the job's SUCCEEDED move happen in one
- * transaction. A second run of the same job finds the first one's row and keeps it; a job that left RUNNING
- * meanwhile (cancelled) rolls back and its files are removed. Returns null in that last case. The same
- * transaction applies the job's `promote` policy to the `production` alias (src/training/promotion.ts),
- * under the customer's row lock so concurrent registrations promote one at a time; `promotion` says what it
- * did (null when an earlier run had registered the version).
+ * Registers the job's result as version N+1, exactly once (./register-version.ts): the PEFT files plus
+ * metrics.json, the metrics summary in SQL, the dataset as lineage. Returns null when the job was cancelled
+ * while registering.
  */
 async function registerVersion(
   deps: TrainingJobHandlerDeps,
@@ -371,90 +361,26 @@ async function registerVersion(
   adapter: LoraAdapter,
   metrics: TrainingMetrics,
   log: Logger,
-): Promise<{ version: AdapterVersion; promotion: string | null } | null> {
-  const { repos, blobs } = deps;
-  const existing = await repos.adapterVersions.findByTrainingJob(job.id);
-  if (existing) {
-    // An earlier run of this job registered it (and normally also finished the job); finish it if not.
-    await repos.trainingJobs.update(job.id, ['RUNNING'], {
-      status: 'SUCCEEDED',
-      resultVersionId: existing.id,
-      finishedAt: new Date().toISOString(),
-      error: null,
-    });
-    return { version: existing, promotion: null };
-  }
+): Promise<Registered | null> {
   const { adapterConfig, weights } = serializePeftAdapter({ ...adapter, baseModelName: baseModelId });
-  const configBytes = Buffer.from(JSON.stringify(adapterConfig, null, 2) + '\n', 'utf8');
-  const metricsBytes = Buffer.from(JSON.stringify(metrics, null, 2) + '\n', 'utf8');
-  const weightsSha = sha256Hex(weights);
-  const files: StoredFile[] = [
-    { name: ADAPTER_FILES.config, sizeBytes: configBytes.byteLength, sha256: sha256Hex(configBytes) },
-    { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: weightsSha },
-    { name: ADAPTER_FILES.metrics, sizeBytes: metricsBytes.byteLength, sha256: sha256Hex(metricsBytes) },
-  ];
-  let version = await repos.adapterVersions.nextVersionNumber(job.adapterId);
-  for (let tries = 0; tries < MAX_NUMBERING_ATTEMPTS; tries++, version++) {
-    const prefix = adapterVersionPrefix(job.customerId, job.adapterId, version);
-    const written: string[] = [];
-    try {
-      for (const [name, bytes, type] of [
-        [ADAPTER_FILES.config, configBytes, 'application/json'],
-        [ADAPTER_FILES.weights, weights, 'application/octet-stream'],
-        [ADAPTER_FILES.metrics, metricsBytes, 'application/json'],
-      ] as const) {
-        await blobs.put(prefix + name, bytes, {
-          ifNoneMatch: true,
-          contentType: type,
-          sha256: sha256Hex(bytes),
-        });
-        written.push(prefix + name);
-      }
-      return await inTransaction(repos.db, async (tx) => {
-        await tx.customers.lockForUpdate(job.customerId);
-        const v = await tx.adapterVersions.insert({
-          id: AdapterVersionsRepository.newId(),
-          adapterId: job.adapterId,
-          customerId: job.customerId,
-          version,
-          sha256: weightsSha,
-          sizeBytes: weights.byteLength,
-          rank: adapter.rank,
-          alpha: adapter.alpha,
-          targetModules: [...adapter.targetModules],
-          metrics: versionMetrics(metrics),
-          files,
-          trainingJobId: job.id,
-          datasetId: job.datasetId,
-          blobPrefix: prefix,
-        });
-        const moved = await tx.trainingJobs.update(job.id, ['RUNNING'], {
-          status: 'SUCCEEDED',
-          resultVersionId: v.id,
-          finishedAt: new Date().toISOString(),
-          error: null,
-        });
-        if (moved === null) throw new JobLeftRunning();
-        const decision = await applyPromotion(tx, job, v);
-        return { version: v, promotion: decision.reason };
-      });
-    } catch (err) {
-      for (const key of written) await blobs.delete(key).catch(() => undefined);
-      if (err instanceof JobLeftRunning) return null;
-      if (isUniqueViolation(err)) {
-        // Another run of this job registered first: keep its version (and finish the job with it).
-        if (await repos.adapterVersions.findByTrainingJob(job.id))
-          return registerVersion(deps, job, baseModelId, adapter, metrics, log);
-        continue; // the number was taken by another import
-      }
-      if (err instanceof BlobExistsError || (err as { name?: string }).name === 'BlobExistsError') {
-        log.info({ version }, 'version number taken in storage; trying the next');
-        continue;
-      }
-      throw err;
-    }
-  }
-  throw new ConflictError(`could not number a new version of adapter ${job.adapterId}`);
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value, null, 2) + '\n', 'utf8');
+  return registerJobVersion(
+    deps,
+    job,
+    {
+      files: [
+        { name: ADAPTER_FILES.config, bytes: json(adapterConfig), contentType: 'application/json' },
+        { name: ADAPTER_FILES.weights, bytes: weights, contentType: 'application/octet-stream' },
+        { name: ADAPTER_FILES.metrics, bytes: json(metrics), contentType: 'application/json' },
+      ],
+      rank: adapter.rank,
+      alpha: adapter.alpha,
+      targetModules: [...adapter.targetModules],
+      metrics: versionMetrics(metrics),
+      datasetId: job.datasetId,
+      derivation: null,
+      parents: [],
+    },
+    log,
+  );
 }
-
-class JobLeftRunning extends Error {}

@@ -14,6 +14,8 @@ import {
   customerPrefix,
   datasetKey,
   datasetPrefix,
+  exportArtifactKey,
+  exportPrefix,
   uploadKey,
 } from '../../src/storage/keys.js';
 
@@ -31,6 +33,8 @@ describe('key layout', () => {
       checkpoints: checkpointPrefix('c1', 'j1'),
       step: checkpointStepPrefix('c1', 'j1', 200),
       upload: uploadKey('c1', 'u1'),
+      exports: exportPrefix('c1', 'j1'),
+      artifact: exportArtifactKey('c1', 'j1', 2, 'model.gguf'),
     }).toEqual({
       customer: 'customers/c1/',
       dataset: 'customers/c1/datasets/d1/data.jsonl',
@@ -43,7 +47,10 @@ describe('key layout', () => {
       checkpoints: 'customers/c1/jobs/j1/checkpoints/',
       step: 'customers/c1/jobs/j1/checkpoints/step-200/',
       upload: 'customers/c1/uploads/u1',
+      exports: 'customers/c1/jobs/j1/export/',
+      artifact: 'customers/c1/jobs/j1/export/a2/model.gguf',
     });
+    expect(() => exportArtifactKey('c1', 'j1', 1, '../x')).toThrow(InvalidBlobKeyError);
   });
 
   it.each([

@@ -52,6 +52,11 @@ export interface ExportOptions {
   force?: boolean;
   /** HF only: shard size cap (default 1 GiB). */
   maxShardBytes?: number;
+  /**
+   * Progress: step 1 is the merge (all weights in fp32), then one step per tensor as it is encoded and
+   * written; `total` is 1 + the tensors written.
+   */
+  onProgress?: (done: number, total: number, what: string) => void;
 }
 
 export interface ExportResult {
@@ -116,13 +121,22 @@ async function exportHf(
   opts: ExportOptions,
 ): Promise<ExportResult> {
   const list = expectedTensors(ckpt.config);
+  opts.onProgress?.(1, 1 + list.length, 'merged weights');
   let bytes = 0;
   await writeBeside(out, opts.force ?? false, async (tmp) => {
     await mkdir(tmp);
     await writeJson(join(tmp, 'config.json'), { ...ckpt.rawConfig, torch_dtype: 'float32' });
+    let done = 1;
     bytes = await writeSafetensorsShards(
       tmp,
-      list.map(({ name, shape }) => ({ name, shape, data: () => tensors.get(name)! })),
+      list.map(({ name, shape }) => ({
+        name,
+        shape,
+        data: () => {
+          opts.onProgress?.(++done, 1 + list.length, name);
+          return tensors.get(name)!;
+        },
+      })),
       opts.maxShardBytes,
     );
     await copyTokenizerFiles(ckpt.dir, tmp);
@@ -214,6 +228,7 @@ async function exportGguf(
   );
   const types: Record<string, number> = {};
   let bytes = 0;
+  opts.onProgress?.(1, 1 + entries.length, 'merged weights');
   await writeBeside(out, opts.force ?? false, async (tmp) => {
     const fh = await open(tmp, 'wx');
     try {
@@ -230,6 +245,7 @@ async function exportGguf(
         if (pad > 0) await fh.write(new Uint8Array(pad));
         types[plan.type.name] = (types[plan.type.name] ?? 0) + 1;
         bytes += encoded.length;
+        opts.onProgress?.(2 + i, 1 + entries.length, plan.name);
       }
       await fh.sync();
     } finally {

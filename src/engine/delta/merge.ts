@@ -44,6 +44,8 @@ export interface MergeOptions {
   config: ModelConfig;
   /** The layers the result covers (default all of config). */
   layers?: readonly number[];
+  /** Called after each (layer, module) with how many are done, of how many, and its path (progress). */
+  onModule?: (done: number, total: number, module: string) => void;
 }
 
 export interface MergeReport {
@@ -153,6 +155,7 @@ export function mergeAdapters(
         }
       }
       weights.set(loraKey(l, m), { a, b });
+      options.onModule?.(weights.size, layers.length * targets.length, name);
     }
   }
   const first = inputs[0]!.adapter;

@@ -22,6 +22,8 @@ export interface ShrinkOptions {
   rank?: number;
   /** Per module, the smallest rank keeping at least this fraction (0, 1] of its ‖ΔW‖²_F. */
   energy?: number;
+  /** Called after each module with how many are done, of how many, and its path (progress reports). */
+  onModule?: (done: number, total: number, module: string) => void;
 }
 
 export interface ShrinkModuleReport {
@@ -102,6 +104,7 @@ export function shrinkAdapter(
     total += all;
     weights.set(key, loraFactors(svd, after, 'sqrt'));
     ranks.set(key, after);
+    options.onModule?.(modules.length, adapter.weights.size, name);
   }
   const R = rank ?? Math.max(1, ...ranks.values());
   for (const [k, w] of weights) {

@@ -24,6 +24,18 @@ export const TrainingJobStatusEnum = {
   CANCELLED: 'CANCELLED',
 } as const;
 
+export const JobKindEnum = {
+  TRAINING: 'TRAINING',
+  SHRINK: 'SHRINK',
+  MERGE: 'MERGE',
+  EXPORT: 'EXPORT',
+} as const;
+
+registerEnumType(JobKindEnum, {
+  name: 'JobKind',
+  description:
+    'What a job does: TRAINING (startTraining), SHRINK / MERGE (deriveAdapterVersion) or EXPORT (exportAdapterVersion).',
+});
 registerEnumType(Role, { name: 'Role', description: 'Who the API key belongs to.' });
 registerEnumType(DatasetFormatEnum, {
   name: 'DatasetFormat',

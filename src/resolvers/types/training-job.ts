@@ -6,7 +6,7 @@
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { connectionType } from '../pagination.js';
 import { DateTimeScalar, JSONScalar } from '../scalars.js';
-import { TrainingJobStatusEnum } from './enums.js';
+import { JobKindEnum, TrainingJobStatusEnum } from './enums.js';
 
 @ObjectType('TrainingProgress')
 export class TrainingProgressType {
@@ -55,7 +55,19 @@ export class TrainingJobType {
   @Field(() => TrainingJobStatusEnum)
   status!: keyof typeof TrainingJobStatusEnum;
 
-  @Field(() => JSONScalar)
+  @Field(() => JobKindEnum, {
+    description: 'TRAINING, or SHRINK / MERGE / EXPORT for jobs that derive or export a version.',
+  })
+  kind!: keyof typeof JobKindEnum;
+
+  @Field(() => JSONScalar, {
+    nullable: true,
+    description:
+      'What a SHRINK / MERGE / EXPORT job does, as queued (operation, sources with weights, method, rank, energy; or versionId, format, quantize); null for training.',
+  })
+  spec!: Record<string, unknown> | null;
+
+  @Field(() => JSONScalar, { description: 'Training hyperparameters after defaults; {} for other kinds.' })
   hyperparameters!: Record<string, unknown>;
 
   @Field(() => TrainingProgressType, { nullable: true })
