@@ -231,7 +231,7 @@ describe('the web console in Chromium', () => {
       `mutation($input: ImportAdapterVersionInput!) { importAdapterVersion(input: $input) { version } }`,
       { input: { adapterId, adapterConfig: peft.adapterConfig, weightsBase64: peft.weightsBase64 } },
     );
-    await page.getByRole('link', { name: 'Adapters' }).click();
+    await page.getByRole('link', { name: 'Adapters', exact: true }).click();
     await page.getByRole('link', { name: 'support-bot' }).click();
     const production = page.getByTestId('production-version');
     await hasExactText(production, 'version 1'); // IF_BETTER promoted the first trained version
@@ -262,6 +262,35 @@ describe('the web console in Chromium', () => {
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(adapterVersion.sha256);
   });
 
+  it('adapters: derives a smaller version with its lineage, and exports a merged GGUF', async () => {
+    await page.getByRole('link', { name: 'Adapters', exact: true }).click();
+    await page.getByRole('link', { name: 'support-bot' }).click();
+    await page.getByLabel('Version', { exact: true }).first().selectOption({ label: 'v2 (rank 4)' });
+    await page.getByLabel('Rank', { exact: true }).fill('2');
+    await page.getByRole('button', { name: 'Shrink' }).click();
+    await hasText(page.getByRole('heading', { name: /Shrink job/ }), 'SUCCEEDED', { timeout: 60_000 });
+    await b.screenshot('11-derive-job');
+    await page.getByRole('link', { name: 'support-bot' }).click();
+    await hasText(page.getByTestId('lineage-3'), 'shrink to rank 2 of v2');
+    await b.screenshot('12-adapter-lineage');
+
+    await page.getByLabel('Format').selectOption('GGUF');
+    await page.getByLabel('Weights', { exact: true }).selectOption('NONE');
+    await page.getByRole('button', { name: 'Export' }).click();
+    await hasText(page.getByRole('heading', { name: /Export job/ }), 'SUCCEEDED', { timeout: 60_000 });
+    const artifact = page.getByTestId('artifact');
+    await hasText(artifact, '.gguf');
+    await b.screenshot('13-export-job');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      artifact.getByRole('button', { name: /^Download / }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/\.gguf$/);
+    const bytes = readFileSync((await download.path())!);
+    expect(bytes.subarray(0, 4).toString('latin1')).toBe('GGUF');
+    expect(bytes.readUInt32LE(4)).toBe(3);
+  });
+
   it('playground: streams an answer from the adapter beside the base model', async () => {
     await page.getByRole('link', { name: 'Playground' }).click();
     await page.getByLabel('Adapter reference').fill('support-bot');
@@ -284,7 +313,7 @@ describe('the web console in Chromium', () => {
     expect(await page.getByTestId('output-base').textContent()).toBe(baseText);
     expect(adapterText).not.toBe(baseText);
     await expectLabelled();
-    await b.screenshot('11-playground');
+    await b.screenshot('14-playground');
   });
 
   it('signs out with a clear message once the key is revoked', async () => {
@@ -292,7 +321,7 @@ describe('the web console in Chromium', () => {
     await ok(h, ADMIN_KEY, `mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: viewer.apiKey.id });
     await page.getByRole('link', { name: 'Keys & usage' }).click();
     await hasText(page.getByRole('alert'), 'no longer accepted');
-    await b.screenshot('12-revoked');
+    await b.screenshot('15-revoked');
     await signIn(customerKey);
     await hasText(page.getByRole('alert'), 'not accepted');
   });

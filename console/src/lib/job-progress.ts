@@ -23,13 +23,27 @@ export interface Progress {
   message: string | null;
 }
 
-export const JOB_FIELDS = `id status error attempts createdAt startedAt finishedAt hyperparameters promote
+export const JOB_FIELDS = `id kind spec status error attempts createdAt startedAt finishedAt hyperparameters promote
   adapter { id name } dataset { id name } validationDataset { id name } resultVersion { id version }
   progress { step totalSteps epoch loss evalLoss learningRate tokensPerSecond etaSeconds }
-  lossHistory { step loss evalLoss }`;
+  lossHistory { step loss evalLoss }
+  artifact { fileName format quantize sizeBytes sha256 expiresAt }`;
+
+export interface JobArtifact {
+  fileName: string;
+  format: string;
+  quantize: string;
+  sizeBytes: number;
+  sha256: string;
+  expiresAt: string;
+}
 
 export interface JobData {
   id: string;
+  /** TRAINING, or SHRINK / MERGE / EXPORT (deriveAdapterVersion, exportAdapterVersion). */
+  kind: string;
+  spec: Record<string, unknown> | null;
+  artifact: JobArtifact | null;
   status: string;
   error: string | null;
   attempts: number;

@@ -6,6 +6,7 @@
 import { useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
 import { ErrorNote, Loading, Section } from '../components/common';
+import { DeriveForm, ExportForm } from './derive-forms';
 import { formatBytes, formatDate, formatLoss } from '../lib/format';
 import { href } from '../lib/router';
 import { useQuery } from '../lib/use-query';
@@ -163,7 +164,9 @@ function aliasVersion(aliases: { alias: string; version: { version: number } }[]
 }
 
 const VERSION_FIELDS = `id version rank alpha targetModules createdAt metrics sizeBytes sha256 aliases
-  trainingJob { id status } dataset { id name }`;
+  trainingJob { id status kind } dataset { id name }
+  parents { versionId weight version { id version } }
+  derivation { operation method rank energy report }`;
 
 const ADAPTER = `query Adapter($id: ID!, $after: String) {
   adapter(id: $id) {
@@ -187,8 +190,16 @@ interface VersionRow {
   sizeBytes: number;
   sha256: string;
   aliases: string[];
-  trainingJob: { id: string; status: string } | null;
+  trainingJob: { id: string; status: string; kind: string } | null;
   dataset: { id: string; name: string } | null;
+  parents: { versionId: string; weight: number; version: { id: string; version: number } | null }[];
+  derivation: {
+    operation: string;
+    method: string | null;
+    rank: number | null;
+    energy: number | null;
+    report: Record<string, unknown>;
+  } | null;
 }
 
 interface AdapterData {
@@ -202,6 +213,52 @@ interface AdapterData {
     aliases: { alias: string; updatedAt: string; version: { id: string; version: number } }[];
     versions: { edges: { node: VersionRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
   } | null;
+}
+
+/** Where a version came from: its training job and dataset, the versions it was derived from, or an import. */
+function Origin({ v }: { v: VersionRow }) {
+  if (v.derivation) {
+    const d = v.derivation;
+    const how =
+      d.operation === 'SHRINK'
+        ? `shrink${d.rank != null ? ` to rank ${d.rank}` : d.energy != null ? ` to ${d.energy} of the energy` : ''}`
+        : `${(d.method ?? '').toLowerCase()} merge`;
+    return (
+      <span data-testid={`lineage-${v.version}`}>
+        {how} of{' '}
+        {v.parents.map((p, i) => (
+          <span key={p.versionId}>
+            {i > 0 ? ', ' : ''}
+            {p.version ? `v${p.version.version}` : 'a deleted version'}
+            {d.operation === 'MERGE' ? ` × ${p.weight}` : ''}
+          </span>
+        ))}
+        {v.trainingJob && (
+          <>
+            {' '}
+            (<a href={href('training', v.trainingJob.id)}>job</a>)
+          </>
+        )}
+        <details>
+          <summary>report</summary>
+          <pre>{JSON.stringify(d.report, null, 2)}</pre>
+        </details>
+      </span>
+    );
+  }
+  if (v.trainingJob)
+    return (
+      <>
+        <a href={href('training', v.trainingJob.id)}>training job</a>
+        {v.dataset && (
+          <>
+            {' on '}
+            <a href={href('datasets', v.dataset.id)}>{v.dataset.name}</a>
+          </>
+        )}
+      </>
+    );
+  return <>imported</>;
 }
 
 function metric(m: Record<string, unknown> | null, key: string): number | null {
@@ -336,21 +393,7 @@ function AdapterDetail({ id }: { id: string }) {
                     {v.rank} / {v.alpha}
                   </td>
                   <td>
-                    {v.trainingJob ? (
-                      <>
-                        <a href={href('training', v.trainingJob.id)}>training job</a>
-                        {v.dataset ? (
-                          <>
-                            {' on '}
-                            <a href={href('datasets', v.dataset.id)}>{v.dataset.name}</a>
-                          </>
-                        ) : (
-                          ''
-                        )}
-                      </>
-                    ) : (
-                      'imported'
-                    )}
+                    <Origin v={v} />
                   </td>
                   <td>{formatBytes(v.sizeBytes)}</td>
                   <td>{formatDate(v.createdAt)}</td>
@@ -403,6 +446,8 @@ function AdapterDetail({ id }: { id: string }) {
           )}
         </div>
       </Section>
+      <DeriveForm adapterId={a.id} versions={versions} />
+      <ExportForm versions={versions} />
     </>
   );
 }

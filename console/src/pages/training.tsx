@@ -7,8 +7,8 @@ import { useMemo, useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
 import { ErrorNote, Loading, ProgressBar, Section, StatusBadge } from '../components/common';
 import { LossChart } from '../components/loss-chart';
-import { formatDate, formatDuration, formatLoss, formatNumber } from '../lib/format';
-import { TERMINAL, useJobProgress } from '../lib/job-progress';
+import { formatBytes, formatDate, formatDuration, formatLoss, formatNumber } from '../lib/format';
+import { TERMINAL, useJobProgress, type JobArtifact } from '../lib/job-progress';
 import { href, navigate } from '../lib/router';
 import {
   DEFAULT_QUANTIZATION,
@@ -301,13 +301,14 @@ function StartForm() {
 
 const JOBS = `query Jobs($after: String) {
   trainingJobs(first: 50, after: $after) {
-    edges { node { id status createdAt adapter { name } dataset { name } progress { step totalSteps loss } resultVersion { version } } }
+    edges { node { id kind status createdAt adapter { name } dataset { name } progress { step totalSteps loss } resultVersion { version } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
 
 interface JobRow {
   id: string;
+  kind: string;
   status: string;
   createdAt: string;
   adapter: { name: string } | null;
@@ -340,6 +341,7 @@ function JobList() {
           <thead>
             <tr>
               <th scope="col">Job</th>
+              <th scope="col">Kind</th>
               <th scope="col">Adapter</th>
               <th scope="col">Dataset</th>
               <th scope="col">Status</th>
@@ -355,6 +357,7 @@ function JobList() {
                 <td>
                   <a href={href('training', j.id)}>{j.id.slice(0, 12)}…</a>
                 </td>
+                <td>{j.kind.toLowerCase()}</td>
                 <td>{j.adapter?.name ?? '—'}</td>
                 <td>{j.dataset?.name ?? '—'}</td>
                 <td>
@@ -407,7 +410,10 @@ function JobView({ jobId }: { jobId: string }) {
         <a href={href('training')}>← All jobs</a>
       </p>
       <h1>
-        Training job <code>{jobId.slice(0, 12)}…</code> <StatusBadge status={status} />
+        {job && job.kind !== 'TRAINING'
+          ? `${job.kind[0]}${job.kind.slice(1).toLowerCase()} job`
+          : 'Training job'}{' '}
+        <code>{jobId.slice(0, 12)}…</code> <StatusBadge status={status} />
       </h1>
       <ErrorNote error={error} />
       {job === null && !error && <Loading what="job" />}
@@ -447,7 +453,8 @@ function JobView({ jobId }: { jobId: string }) {
                 {job.error}
               </p>
             )}
-            <LossChart points={points} />
+            {job.kind === 'TRAINING' && <LossChart points={points} />}
+            {job.artifact && <ArtifactDownload jobId={job.id} artifact={job.artifact} />}
           </Section>
           <Section title="Job">
             <dl class="facts">
@@ -477,12 +484,44 @@ function JobView({ jobId }: { jobId: string }) {
               <dd>{formatDate(job.finishedAt)}</dd>
             </dl>
             <details>
-              <summary>Hyperparameters</summary>
-              <pre>{JSON.stringify(job.hyperparameters, null, 2)}</pre>
+              <summary>{job.kind === 'TRAINING' ? 'Hyperparameters' : 'What the job does'}</summary>
+              <pre>{JSON.stringify(job.kind === 'TRAINING' ? job.hyperparameters : job.spec, null, 2)}</pre>
             </details>
           </Section>
         </>
       )}
     </>
+  );
+}
+
+/** An EXPORT job's file: the URL is asked for on click (the server re-hashes the file before signing). */
+function ArtifactDownload({ jobId, artifact }: { jobId: string; artifact: JobArtifact }) {
+  const [error, setError] = useState<unknown>(null);
+  const download = async () => {
+    setError(null);
+    try {
+      const r = await gql<{ trainingJob: { artifact: { downloadUrl: string } | null } | null }>(
+        `query Artifact($id: ID!) { trainingJob(id: $id) { artifact { downloadUrl } } }`,
+        { id: jobId },
+      );
+      const url = r.trainingJob?.artifact?.downloadUrl;
+      if (url) location.assign(url);
+      else setError(new Error('The file is gone (expired, or its version was deleted).'));
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="note" data-testid="artifact">
+      <p>
+        <strong>{artifact.fileName}</strong> — {artifact.format}
+        {artifact.format === 'GGUF' ? ` ${artifact.quantize}` : ''}, {formatBytes(artifact.sizeBytes)}, kept
+        until {formatDate(artifact.expiresAt)}. SHA-256 <code>{artifact.sha256}</code>
+      </p>
+      <button type="button" class="primary" onClick={download}>
+        Download {artifact.fileName}
+      </button>
+      <ErrorNote error={error} />
+    </div>
   );
 }
