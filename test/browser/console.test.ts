@@ -94,6 +94,9 @@ describe('the web console in Chromium', () => {
     expect(js.headers.get('cache-control')).toContain('immutable');
     expect((await fetch(`${h.server.url}/assets/nope.js`)).status).toBe(404);
     expect((await fetch(`${h.server.url}/assets/..%2F..%2Fpackage.json`)).status).toBe(404);
+    // GET /graphql from a browser no longer loads Apollo's explorer from a CDN.
+    const landing = await fetch(h.graphqlUrl, { headers: { accept: 'text/html' } });
+    expect(await landing.text()).not.toMatch(/https?:\/\/[^"]*(apollo|cdn)/i);
   });
 
   it('refuses a bad key with a clear sign-in error', async () => {
@@ -314,6 +317,29 @@ describe('the web console in Chromium', () => {
     expect(adapterText).not.toBe(baseText);
     await expectLabelled();
     await b.screenshot('14-playground');
+  });
+
+  it('playground: a chat keeps its turns', async () => {
+    await page.getByLabel('Chat', { exact: true }).check();
+    await page.getByLabel('Your message').fill('Hello there');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await shows(page.getByTestId('output-finish'), { timeout: 60_000 });
+    const turns = page.getByRole('list', { name: 'Conversation' }).locator('li');
+    await expect.poll(() => turns.count()).toBe(2);
+    await hasText(turns.first(), 'user: Hello there');
+    await hasText(turns.last(), 'assistant:');
+  });
+
+  it('works from the keyboard alone: the skip link and the navigation', async () => {
+    await page.goto(proxy.url + '/#/datasets');
+    await page.reload(); // a fresh document: focus starts at its top
+    await shows(page.getByRole('heading', { name: 'Datasets', exact: true }));
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Skip to content');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Tab'); // Datasets, Adapters, Training
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Training');
+    await page.keyboard.press('Enter');
+    await shows(page.getByRole('heading', { name: 'Start a training job' }));
   });
 
   it('signs out with a clear message once the key is revoked', async () => {
