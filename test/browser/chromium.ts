@@ -86,3 +86,34 @@ const UNLABELLED_CONTROLS = `[...document.querySelectorAll('input, select, texta
 export async function unlabelledControls(page: Page): Promise<string[]> {
   return (await page.evaluate(UNLABELLED_CONTROLS)) as string[];
 }
+
+/**
+ * Text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for large text: ≥ 24px, or ≥ 18.66px
+ * bold). The background is the first opaque one up the tree (translucent layers are treated as opaque — the
+ * console uses none on text). Runs in the page as source text, like UNLABELLED_CONTROLS. The uPlot canvas
+ * (drawn, not text) is out of scope.
+ */
+const LOW_CONTRAST_TEXT = `(() => {
+  const parse = (c) => { const m = c.match(/[\\d.]+/g) || []; return m.map(Number); };
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] > 0)) return c; } return [255, 255, 255]; };
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || !n.textContent.trim() || el.offsetParent === null || el.closest('.sr-only, .skip-link')) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === 'hidden' || Number(s.opacity) === 0) continue;
+    const fg = parse(s.color), back = bg(el);
+    const [a, b] = [lum(fg), lum(back)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) out.push(n.textContent.trim().slice(0, 40) + ' (' + ratio.toFixed(2) + ' < ' + need + ')');
+  }
+  return [...new Set(out)];
+})()`;
+
+export async function lowContrastText(page: Page): Promise<string[]> {
+  return (await page.evaluate(LOW_CONTRAST_TEXT)) as string[];
+}

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, makePeftAdapter, ok, startHarness, type Harness } from '../e2e/harness.js';
 import { FACTS } from '../e2e/fixtures/facts.js';
 import { startBlipProxy, type BlipProxy } from './blip-proxy.js';
-import { openBrowser, unlabelledControls, type BrowserSession } from './chromium.js';
+import { lowContrastText, openBrowser, unlabelledControls, type BrowserSession } from './chromium.js';
 
 /** 16 prompt/completion rows: 4 optimizer steps an epoch at the default batch size. */
 const DATASET = Array.from({ length: 4 }, (_, i) =>
@@ -61,8 +61,10 @@ async function shows(locator: Locator, options: { timeout?: number } = {}): Prom
   await locator.waitFor({ state: 'visible', timeout: options.timeout ?? 15_000 });
 }
 
-async function expectLabelled(): Promise<void> {
+/** Every control labelled, every text at WCAG AA contrast, on the page as it is now. */
+async function expectAccessible(): Promise<void> {
   expect(await unlabelledControls(page)).toEqual([]);
+  expect(await lowContrastText(page)).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -102,10 +104,17 @@ describe('the web console in Chromium', () => {
   it('refuses a bad key with a clear sign-in error', async () => {
     await signIn('dg_not-a-real-key-000000000000000000');
     await hasText(page.getByRole('alert'), 'not accepted');
-    await expectLabelled();
+    await expectAccessible();
     // The label check itself sees an unlabelled control.
     await page.evaluate(`document.body.insertAdjacentHTML('beforeend', '<input id="probe">')`);
     expect(await unlabelledControls(page)).toEqual(['<input id="probe">']);
+    await page.evaluate(`document.getElementById('probe').remove()`);
+    // And the contrast check sees light grey on the page's #f6f8fa.
+    // (set through the CSSOM: the page's CSP refuses inline style attributes)
+    await page.evaluate(
+      `const p = document.createElement('p'); p.id = 'probe'; p.textContent = 'faint'; p.style.color = '#aaa'; document.body.append(p)`,
+    );
+    expect(await lowContrastText(page)).toEqual(['faint (2.18 < 4.5)']);
     await page.evaluate(`document.getElementById('probe').remove()`);
     await b.screenshot('01-sign-in-refused');
   });
@@ -122,7 +131,7 @@ describe('the web console in Chromium', () => {
     expect(customerKey.length).toBeGreaterThan(20);
     await shows(page.getByRole('button', { name: 'Copy secret' }));
     await shows(page.getByRole('link', { name: 'acme' }).first());
-    await expectLabelled();
+    await expectAccessible();
     await b.screenshot('02-admin-customers');
     await page.getByRole('link', { name: 'acme' }).first().click();
     await shows(page.getByRole('heading', { name: 'API keys', exact: true }));
@@ -157,7 +166,7 @@ describe('the web console in Chromium', () => {
     await hasText(summary, 'READY');
     await hasText(summary, '16 rows');
     await hasText(page.locator('table').last(), 'facts');
-    await expectLabelled();
+    await expectAccessible();
     await b.screenshot('05-datasets');
   });
 
@@ -171,7 +180,7 @@ describe('the web console in Chromium', () => {
     expect(await page.getByRole('button', { name: 'Start training' }).isDisabled()).toBe(true);
     await page.getByLabel('Epochs').fill('25');
     await page.getByLabel('Learning rate').fill('0.01');
-    await expectLabelled();
+    await expectAccessible();
     await b.screenshot('06-training-form');
     await page.getByRole('button', { name: 'Start training' }).click();
 
@@ -244,7 +253,7 @@ describe('the web console in Chromium', () => {
     await b.screenshot('09-adapter-promoted');
     await page.getByRole('button', { name: 'Roll back production to version 1' }).click();
     await hasExactText(production, 'version 1');
-    await expectLabelled();
+    await expectAccessible();
     await b.screenshot('10-adapter-rolled-back');
 
     // A version's weights download through its presigned URL, byte for byte.
@@ -315,7 +324,7 @@ describe('the web console in Chromium', () => {
     expect(await page.getByTestId('output').textContent()).toBe(adapterText);
     expect(await page.getByTestId('output-base').textContent()).toBe(baseText);
     expect(adapterText).not.toBe(baseText);
-    await expectLabelled();
+    await expectAccessible();
     await b.screenshot('14-playground');
   });
 
