@@ -136,6 +136,14 @@ describe('the web console in Chromium', () => {
     await page.getByRole('link', { name: 'acme' }).first().click();
     await shows(page.getByRole('heading', { name: 'API keys', exact: true }));
     await hasText(page.getByTestId('usage'), 'Requests');
+    // A second key: created (its secret shown once), then revoked after a confirmation.
+    await page.getByLabel('New key name (optional)').fill('ci');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await hasText(page.getByTestId('secret'), 'dg_');
+    const row = page.locator('tbody tr', { hasText: 'ci' });
+    page.once('dialog', (dialog) => void dialog.accept());
+    await row.getByRole('button', { name: /^Revoke key/ }).click();
+    await hasText(row, 'revoked');
     await b.screenshot('03-admin-customer');
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
