@@ -95,3 +95,29 @@ export function ProgressBar({ value, max, label }: { value: number; max: number;
 export function StatusBadge({ status }: { status: string }) {
   return <span class={`badge badge-${status.toLowerCase()}`}>{status}</span>;
 }
+
+/** First / next page buttons of a GraphQL connection; `after` null is the first page. */
+export function Pager({
+  after,
+  pageInfo,
+  onPage,
+}: {
+  after: string | null;
+  pageInfo: { hasNextPage: boolean; endCursor: string | null } | undefined;
+  onPage(after: string | null): void;
+}) {
+  return (
+    <div class="pager">
+      {after !== null && (
+        <button type="button" onClick={() => onPage(null)}>
+          First page
+        </button>
+      )}
+      {pageInfo?.hasNextPage && (
+        <button type="button" onClick={() => onPage(pageInfo.endCursor)}>
+          Next page
+        </button>
+      )}
+    </div>
+  );
+}

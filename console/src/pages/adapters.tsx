@@ -5,7 +5,7 @@
  */
 import { useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
-import { ErrorNote, Loading, Section } from '../components/common';
+import { ErrorNote, Loading, Pager, Section } from '../components/common';
 import { DeriveForm, ExportForm } from './derive-forms';
 import { formatBytes, formatDate, formatLoss } from '../lib/format';
 import { href } from '../lib/router';
@@ -106,18 +106,7 @@ function AdapterList() {
             </tbody>
           </table>
         )}
-        <div class="pager">
-          {after !== null && (
-            <button type="button" onClick={() => setAfter(null)}>
-              First page
-            </button>
-          )}
-          {data?.adapters.pageInfo.hasNextPage && (
-            <button type="button" onClick={() => setAfter(data.adapters.pageInfo.endCursor)}>
-              Next page
-            </button>
-          )}
-        </div>
+        <Pager after={after} pageInfo={data?.adapters.pageInfo} onPage={setAfter} />
       </Section>
       <Section title="New adapter">
         <form class="grid-form" onSubmit={create}>
@@ -433,18 +422,7 @@ function AdapterDetail({ id }: { id: string }) {
             </tbody>
           </table>
         )}
-        <div class="pager">
-          {after !== null && (
-            <button type="button" onClick={() => setAfter(null)}>
-              First page
-            </button>
-          )}
-          {a.versions.pageInfo.hasNextPage && (
-            <button type="button" onClick={() => setAfter(a.versions.pageInfo.endCursor)}>
-              Next page
-            </button>
-          )}
-        </div>
+        <Pager after={after} pageInfo={a.versions.pageInfo} onPage={setAfter} />
       </Section>
       <DeriveForm adapterId={a.id} versions={versions} />
       <ExportForm versions={versions} />

@@ -1,7 +1,7 @@
 /** Admin: every customer with this month's usage; create a customer (its first key shown once); one customer's keys. */
 import { useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
-import { ErrorNote, Loading, SecretOnce, Section } from '../components/common';
+import { ErrorNote, Loading, Pager, SecretOnce, Section } from '../components/common';
 import { formatDate, formatNumber } from '../lib/format';
 import { href } from '../lib/router';
 import { useQuery } from '../lib/use-query';
@@ -154,18 +154,7 @@ function CustomerList() {
             ))}
           </tbody>
         </table>
-        <div class="pager">
-          {after !== null && (
-            <button type="button" onClick={() => setAfter(null)}>
-              First page
-            </button>
-          )}
-          {data?.customers.pageInfo.hasNextPage && (
-            <button type="button" onClick={() => setAfter(data.customers.pageInfo.endCursor)}>
-              Next page
-            </button>
-          )}
-        </div>
+        <Pager after={after} pageInfo={data?.customers.pageInfo} onPage={setAfter} />
       </Section>
     </>
   );

@@ -5,7 +5,7 @@
 import { useState } from 'preact/hooks';
 import { describeError, gql } from '../api/graphql';
 import { putWithProgress } from '../api/upload';
-import { ErrorNote, Loading, ProgressBar, Section, StatusBadge } from '../components/common';
+import { ErrorNote, Loading, Pager, ProgressBar, Section, StatusBadge } from '../components/common';
 import { formatBytes, formatDate, formatNumber } from '../lib/format';
 import { href } from '../lib/router';
 import { useQuery } from '../lib/use-query';
@@ -88,18 +88,7 @@ function DatasetList() {
             </tbody>
           </table>
         )}
-        <div class="pager">
-          {after !== null && (
-            <button type="button" onClick={() => setAfter(null)}>
-              First page
-            </button>
-          )}
-          {list.data?.datasets.pageInfo.hasNextPage && (
-            <button type="button" onClick={() => setAfter(list.data!.datasets.pageInfo.endCursor)}>
-              Next page
-            </button>
-          )}
-        </div>
+        <Pager after={after} pageInfo={list.data?.datasets.pageInfo} onPage={setAfter} />
       </Section>
     </>
   );

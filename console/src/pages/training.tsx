@@ -5,7 +5,7 @@
  */
 import { useMemo, useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
-import { ErrorNote, Loading, ProgressBar, Section, StatusBadge } from '../components/common';
+import { ErrorNote, Loading, Pager, ProgressBar, Section, StatusBadge } from '../components/common';
 import { LossChart } from '../components/loss-chart';
 import { formatBytes, formatDate, formatDuration, formatLoss, formatNumber } from '../lib/format';
 import { TERMINAL, useJobProgress, type JobArtifact } from '../lib/job-progress';
@@ -372,18 +372,7 @@ function JobList() {
           </tbody>
         </table>
       )}
-      <div class="pager">
-        {after !== null && (
-          <button type="button" onClick={() => setAfter(null)}>
-            First page
-          </button>
-        )}
-        {data?.trainingJobs.pageInfo.hasNextPage && (
-          <button type="button" onClick={() => setAfter(data.trainingJobs.pageInfo.endCursor)}>
-            Next page
-          </button>
-        )}
-      </div>
+      <Pager after={after} pageInfo={data?.trainingJobs.pageInfo} onPage={setAfter} />
     </Section>
   );
 }
