@@ -244,6 +244,7 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
       if (modelDir === null)
         throw new BadInputError(`base model ${adapter.baseModelId} is not available here`);
       const content = await blobs.get(dataset.blobKey);
+      const validationContent = await validationContentOf(deps, job);
       const options = trainingOptionsOf(job.hyperparameters);
       const result = await runTraining(
         {
@@ -251,6 +252,7 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
           checkpointEvery: options.checkpointEvery ?? deps.checkpointEvery ?? 10,
           modelDir,
           data: { content },
+          ...(validationContent === null ? {} : { validationData: { content: validationContent } }),
           format: dataset.format,
           resume: true,
           threads: deps.threads,
@@ -347,6 +349,22 @@ function versionMetrics(m: TrainingMetrics): Record<string, unknown> {
     resumedFromStep: m.resumedFromStep,
     peakRssBytes: m.peakRssBytes,
   };
+}
+
+/**
+ * The job's validation dataset (`startTraining.validationDatasetId`), whose eval loss the version's metrics
+ * and the IF_BETTER promotion then use; null without one (the trainer holds out a split of the training rows).
+ */
+async function validationContentOf(
+  deps: TrainingJobHandlerDeps,
+  job: TrainingJob,
+): Promise<Uint8Array | null> {
+  if (job.validationDatasetId === null) return null;
+  const scope = { kind: 'tenant', customerId: job.customerId } as const;
+  const v = await deps.repos.datasets.findById(scope, job.validationDatasetId);
+  if (v === null || v.status !== 'READY')
+    throw new BadInputError(`validation dataset ${job.validationDatasetId} is missing or not READY`);
+  return deps.blobs.get(v.blobKey);
 }
 
 /**

@@ -49,6 +49,9 @@ export interface TrainingOptions {
   checkpointEvery?: number;
   /** Held-out fraction for eval loss; default 0.1 when there are ≥ 50 examples, else 0. */
   validationSplit?: number;
+  /** A separate validation set (same format) to measure eval loss on; then all of `data` trains and no split
+   * is taken. */
+  validationData?: { rows: readonly DatasetRow[] } | { content: string | Uint8Array };
   /** Evaluate every N steps (default: at the end of each epoch). */
   evalEvery?: number;
   /** Continue from the store's latest checkpoint when there is one (default false). */
@@ -62,9 +65,9 @@ export interface TrainingOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<TrainingOptions, 'outDir' | 'validationSplit' | 'evalEvery' | 'threads'>
+  Omit<TrainingOptions, 'outDir' | 'validationSplit' | 'validationData' | 'evalEvery' | 'threads'>
 > &
-  Pick<TrainingOptions, 'outDir' | 'validationSplit' | 'evalEvery' | 'threads'>;
+  Pick<TrainingOptions, 'outDir' | 'validationSplit' | 'validationData' | 'evalEvery' | 'threads'>;
 
 export const TRAINING_DEFAULTS = {
   rank: 8,
@@ -136,6 +139,10 @@ export function resolveOptions(o: TrainingOptions): ResolvedOptions {
   r.targetModules = LINEAR_MODULES.filter((m) => r.targetModules.includes(m));
   if (r.validationSplit !== undefined)
     need(r.validationSplit >= 0 && r.validationSplit < 1, 'validation split must be in [0, 1)');
+  need(
+    r.validationSplit === undefined || r.validationData === undefined,
+    'give a validation split or a validation dataset, not both',
+  );
   if (r.evalEvery !== undefined)
     need(isInt(r.evalEvery) && r.evalEvery >= 1, 'eval-every must be a positive integer');
   return r;

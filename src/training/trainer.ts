@@ -285,9 +285,19 @@ export async function runTraining(
   if (!tokenizer)
     throw new TrainingOptionsError(`${o.modelDir} has no tokenizer.json; training needs text → ids`);
   const { examples, stats } = encodeRows(tokenizer, rows, { format: o.format, maxSeqLen: o.maxSeqLen });
-  const split = o.validationSplit ?? (examples.length >= 50 ? 0.1 : 0);
-  const { train, validation } = splitValidation(examples, split, o.seed);
-  for (const ex of examples) {
+  // A separate validation set measures eval loss on it and lets every training row train; otherwise a
+  // seeded held-out split of the training rows.
+  const { train, validation } =
+    o.validationData === undefined
+      ? splitValidation(examples, o.validationSplit ?? (examples.length >= 50 ? 0.1 : 0), o.seed)
+      : {
+          train: examples,
+          validation: encodeRows(tokenizer, loadRows(o.validationData, o.format), {
+            format: o.format,
+            maxSeqLen: o.maxSeqLen,
+          }).examples,
+        };
+  for (const ex of [...train, ...validation]) {
     for (const id of ex.ids)
       if (id >= tokenizer.vocabSize) throw new TrainingDataError(`token id ${id} outside the vocabulary`);
   }

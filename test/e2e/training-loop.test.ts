@@ -172,6 +172,34 @@ describe('training jobs on the in-process queue', () => {
     expect(versions.map((v) => v.id)).toEqual([ids.version]);
   });
 
+  it('a job with a validation dataset reports its eval loss on it (without one, 4 rows hold nothing out)', async () => {
+    const held = await s.datasets.upload(alice, {
+      name: 'facts-held-out',
+      content: FACTS_JSONL.split('\n').slice(0, 2).join('\n') + '\n',
+      format: 'PROMPT_COMPLETION',
+    });
+    // Its own adapter: the tests below count the versions of the shared one.
+    const adapter = await s.adapters.create(alice, {
+      name: 'facts-validated',
+      baseModelId: BUILTIN_MODEL_ID,
+    });
+    const job = await runner.startTraining(alice, {
+      adapterId: adapter.id,
+      datasetId: ids.dataset,
+      validationDatasetId: held.id,
+      promote: 'NEVER',
+      hyperparameters: factsHyperparameters(2),
+    });
+    for await (const e of await runner.progress(alice, job.id)) void e;
+    const done = await s.trainingJobs.get(alice, job.id);
+    expect(done.status).toBe('SUCCEEDED');
+    const withHeld = await s.adapters.getVersion(alice, done.resultVersionId!);
+    expect(withHeld.metrics).toMatchObject({ evalLoss: expect.any(Number) });
+    expect(done.lossHistory.at(-1)!.evalLoss).toBe((withHeld.metrics as { evalLoss: number }).evalLoss);
+    const first = await s.adapters.getVersion(alice, ids.version);
+    expect((first.metrics as { evalLoss: unknown }).evalLoss).toBeNull();
+  });
+
   it('one job per idempotency key, even for concurrent submissions; cancel stops it within a step', async () => {
     const input = {
       adapterId: ids.adapter,

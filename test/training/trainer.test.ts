@@ -124,6 +124,35 @@ describe('runTraining', () => {
     }
   });
 
+  it('measures eval loss on a separate validation set, training on every row', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({
+      text: `item ${i % 6} is ${'abcdef'[i % 6]!.repeat(4)}.`,
+    }));
+    const held = [{ text: 'item 2 is cccc.' }, { text: 'item 4 is eeee.' }, { text: 'item 5 is ffff.' }];
+    const common = {
+      modelDir,
+      data: { rows },
+      format: 'TEXT' as const,
+      epochs: 2,
+      learningRate: 5e-3,
+      batchSize: 4,
+      quantize: 'none' as const,
+      gradientCheckpointing: false,
+      threads: 2,
+    };
+    const { metrics } = await runTraining({ ...common, validationData: { rows: held } });
+    expect(metrics.data).toMatchObject({ trainExamples: 12, validationExamples: 3 });
+    expect(metrics.evalHistory).toHaveLength(2);
+    // The same adapter's loss on the held rows, measured by a run that evaluates on them the other way (as a
+    // split cannot): a validation set that IS the training set gives a different number.
+    const self = await runTraining({ ...common, validationData: { rows } });
+    expect(self.metrics.evalHistory[1]!.loss).not.toBe(metrics.evalHistory[1]!.loss);
+    expect(self.metrics.lossHistory).toEqual(metrics.lossHistory); // training itself is unchanged
+    await expect(
+      runTraining({ ...common, validationData: { rows: held }, validationSplit: 0.2 }),
+    ).rejects.toThrow(TrainingOptionsError);
+  });
+
   it('a run cancelled mid-way and resumed ends with the adapter of an uninterrupted run', async () => {
     const rows = factRows.slice(0, 7);
     const base = {
