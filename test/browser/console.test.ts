@@ -188,6 +188,7 @@ describe('the web console in Chromium', () => {
     expect(await page.getByRole('button', { name: 'Start training' }).isDisabled()).toBe(true);
     await page.getByLabel('Epochs').fill('25');
     await page.getByLabel('Learning rate').fill('0.01');
+    await page.getByLabel('Validation dataset').selectOption({ label: 'facts' }); // eval points on the chart
     await expectAccessible();
     await b.screenshot('06-training-form');
     await page.getByRole('button', { name: 'Start training' }).click();
@@ -223,6 +224,7 @@ describe('the web console in Chromium', () => {
     );
     expect(await points()).toBe(trainingJob.lossHistory.length);
     expect(trainingJob.lossHistory).toHaveLength(100);
+    await hasText(page.locator('figcaption'), 'latest eval loss'); // eval loss per epoch, on the same chart
     await b.screenshot('08-training-done');
   });
 
