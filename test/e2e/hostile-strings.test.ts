@@ -340,6 +340,36 @@ describe.each<Backend>(['sqlite+fs', 'postgres+s3'])('hostile strings on %s', (b
       'BAD_USER_INPUT',
     ),
     q(
+      'Mutation.deriveAdapterVersion.input.adapterId',
+      'mutation($v: ID!, $w: ID!) { deriveAdapterVersion(input: { adapterId: $v, operation: SHRINK, sources: [{ versionId: $w }], rank: 1 }) { id } }',
+      () => ({ v: NUL, w: ids.version }),
+      'NOT_FOUND',
+    ),
+    q(
+      'Mutation.deriveAdapterVersion.input.sources.versionId',
+      'mutation($a: ID!, $v: ID!) { deriveAdapterVersion(input: { adapterId: $a, operation: SHRINK, sources: [{ versionId: $v }], rank: 1 }) { id } }',
+      () => ({ a: ids.adapter, v: NUL }),
+      'NOT_FOUND',
+    ),
+    q(
+      'Mutation.deriveAdapterVersion.input.idempotencyKey',
+      'mutation($a: ID!, $w: ID!, $v: String) { deriveAdapterVersion(input: { adapterId: $a, operation: SHRINK, sources: [{ versionId: $w }], rank: 1, idempotencyKey: $v }) { id } }',
+      () => ({ a: ids.adapter, w: ids.version, v: NUL }),
+      'BAD_USER_INPUT',
+    ),
+    q(
+      'Mutation.exportAdapterVersion.input.versionId',
+      'mutation($v: ID!) { exportAdapterVersion(input: { versionId: $v, format: GGUF }) { id } }',
+      () => ({ v: NUL }),
+      'NOT_FOUND',
+    ),
+    q(
+      'Mutation.exportAdapterVersion.input.idempotencyKey',
+      'mutation($w: ID!, $v: String) { exportAdapterVersion(input: { versionId: $w, format: GGUF, idempotencyKey: $v }) { id } }',
+      () => ({ w: ids.version, v: NUL }),
+      'BAD_USER_INPUT',
+    ),
+    q(
       'Mutation.uploadDataset.input.name',
       'mutation($v: String!) { uploadDataset(input: { name: $v, format: TEXT, content: "{\\"text\\":\\"x\\"}" }) { id } }',
       () => ({ v: NUL }),
