@@ -9,7 +9,7 @@ import { checkOutDir, writeAdapterAtomically } from '../engine/delta/adapter-io.
 import { extractAdapter, type ModuleReport } from '../engine/delta/extract.js';
 import type { TruncatedSvdOptions } from '../engine/linalg/randomized-svd.js';
 import { BadInputError } from '../shared/errors.js';
-import { readFlags, rankOrEnergy } from './adapter-flags.js';
+import { noPositionals, rankOrEnergy, readFlags } from './flags.js';
 import { usageExit } from './command-kit.js';
 
 export const summary = 'a LoRA adapter from a fine-tuned checkpoint: truncated SVD of W_tuned − W_base';
@@ -48,8 +48,10 @@ export interface ExtractArgs {
 
 export function parseArgs(argv: string[]): ExtractArgs | { help: true } | { error: string } {
   const flags = readFlags(argv, FLAGS);
-  if (!(flags instanceof Map)) return flags;
-  const one = (f: string) => flags.get(f)?.[0];
+  if ('help' in flags || 'error' in flags) return flags;
+  const stray = noPositionals(flags);
+  if (stray) return stray;
+  const one = (f: string) => flags.values.get(f);
   for (const f of ['--base', '--tuned', '--out'])
     if (one(f) === undefined) return { error: `${f} DIR is required` };
   const re = rankOrEnergy(flags);

@@ -15,7 +15,7 @@ import {
 import { mergeAdapters, type MergeMethod } from '../engine/delta/merge.js';
 import { splitKey } from '../engine/delta/shrink.js';
 import { BadInputError } from '../shared/errors.js';
-import { readFlags } from './adapter-flags.js';
+import { noPositionals, readFlags } from './flags.js';
 import { usageExit } from './command-kit.js';
 
 export const summary = "several adapters into one: PEFT's add_weighted_adapter (linear, cat, svd)";
@@ -48,18 +48,20 @@ export function parseAdapterSpec(spec: string): { dir: string; weight: number } 
 }
 
 export function parseArgs(argv: string[]): MergeArgs | { help: true } | { error: string } {
-  const flags = readFlags(argv, ['--adapter', '--out', '--method', '--rank', '--base'], ['--adapter']);
-  if (!(flags instanceof Map)) return flags;
-  const specs = flags.get('--adapter') ?? [];
+  const flags = readFlags(argv, ['--out', '--method', '--rank', '--base'], [], ['--adapter']);
+  if ('help' in flags || 'error' in flags) return flags;
+  const stray = noPositionals(flags);
+  if (stray) return stray;
+  const specs = flags.lists.get('--adapter') ?? [];
   if (specs.length === 0) return { error: '--adapter DIR[:WEIGHT] is required (one or more)' };
-  const out = flags.get('--out')?.[0];
+  const out = flags.values.get('--out');
   if (out === undefined) return { error: '--out DIR is required' };
-  const method = flags.get('--method')?.[0];
+  const method = flags.values.get('--method');
   if (method === undefined) return { error: '--method linear|cat|svd is required' };
   if (method !== 'linear' && method !== 'cat' && method !== 'svd')
     return { error: `--method must be linear, cat or svd, got ${JSON.stringify(method)}` };
   const args: MergeArgs = { adapters: specs.map(parseAdapterSpec), out, method };
-  const r = flags.get('--rank')?.[0];
+  const r = flags.values.get('--rank');
   if (r !== undefined) {
     const rank = Number(r);
     if (!Number.isInteger(rank) || rank < 1)
@@ -67,7 +69,7 @@ export function parseArgs(argv: string[]): MergeArgs | { help: true } | { error:
     if (method !== 'svd') return { error: '--rank applies to --method svd only' };
     args.rank = rank;
   }
-  const base = flags.get('--base')?.[0];
+  const base = flags.values.get('--base');
   if (base !== undefined) args.base = base;
   return args;
 }

@@ -8,7 +8,7 @@ import type { ModelConfig } from '../engine/formats/hf-config.js';
 import { checkOutDir, readToolAdapter, writeAdapterAtomically } from '../engine/delta/adapter-io.js';
 import { shrinkAdapter } from '../engine/delta/shrink.js';
 import { BadInputError } from '../shared/errors.js';
-import { readFlags, rankOrEnergy } from './adapter-flags.js';
+import { noPositionals, rankOrEnergy, readFlags } from './flags.js';
 import { usageExit } from './command-kit.js';
 
 export const summary = 'an adapter at a lower rank: the optimal truncation of s·B·A (QR + small SVD)';
@@ -26,14 +26,16 @@ export function parseArgs(
   | { help: true }
   | { error: string } {
   const flags = readFlags(argv, ['--adapter', '--out', '--rank', '--energy', '--base']);
-  if (!(flags instanceof Map)) return flags;
-  const adapter = flags.get('--adapter')?.[0];
-  const out = flags.get('--out')?.[0];
+  if ('help' in flags || 'error' in flags) return flags;
+  const stray = noPositionals(flags);
+  if (stray) return stray;
+  const adapter = flags.values.get('--adapter');
+  const out = flags.values.get('--out');
   if (adapter === undefined) return { error: '--adapter DIR is required' };
   if (out === undefined) return { error: '--out DIR is required' };
   const re = rankOrEnergy(flags);
   if ('error' in re) return re;
-  const base = flags.get('--base')?.[0];
+  const base = flags.values.get('--base');
   return { adapter, out, ...re, ...(base === undefined ? {} : { base }) };
 }
 

@@ -1,8 +1,7 @@
 /**
  * `deltagate adapter <sub-command>`: the adapter tools. A dispatcher only: each sub-command lives in
  * `src/commands/adapter-<name>.ts`, exports `run(argv)` and `summary` like a top-level command, and is
- * imported lazily (static specifiers, so bundlers and vitest see them). Shared flag reading:
- * adapter-flags.ts.
+ * imported lazily (static specifiers, so bundlers and vitest see them). Shared flag reading: flags.ts.
  */
 import { usageExit } from './command-kit.js';
 

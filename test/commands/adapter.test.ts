@@ -308,6 +308,9 @@ describe('argument parsing', () => {
     expect(parseShrink(['--adapter', 'a', '--out', 'o', '--rank', '4', '--rank', '5'])).toEqual({
       error: '--rank given twice',
     });
+    expect(parseShrink(['--adapter', 'a', '--out', 'o', '--rank', '4', 'extra'])).toEqual({
+      error: 'unknown argument "extra"',
+    });
     expect(
       parseMerge([
         '--adapter',
