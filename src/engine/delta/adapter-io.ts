@@ -5,10 +5,10 @@
  * at once — into a temporary directory beside the destination, renamed into place at the end, so a failure
  * leaves nothing half-written. The algorithms are extract.ts, shrink.ts and merge.ts.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from '../../shared/errors.js';
+import { writeBeside } from '../convert/hf-dir.js';
 import type { LinearModule, ModelConfig } from '../formats/hf-config.js';
 import { isLinearModule } from '../formats/hf-config.js';
 import {
@@ -242,19 +242,14 @@ export async function writeAdapterAtomically(
   await checkOutDir(out);
   const { adapterConfig, weights } = serializePeftAdapter(adapter);
   if (options.layersToTransform) adapterConfig.layers_to_transform = options.layersToTransform;
-  const parent = dirname(resolve(out));
-  await mkdir(parent, { recursive: true });
-  // mkdir, not mkdtemp: the directory gets the usual mode (umask), not mkdtemp's 0700, once renamed.
-  const tmp = join(parent, `.${basename(resolve(out))}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await mkdir(tmp);
-  try {
+  await mkdir(dirname(resolve(out)), { recursive: true });
+  // checkOutDir let through only an empty directory, which the finished one then replaces.
+  await writeBeside(resolve(out), true, async (tmp) => {
+    // mkdir, not mkdtemp: the directory gets the usual mode (umask), not mkdtemp's 0700, once renamed.
+    await mkdir(tmp);
     await writeFile(join(tmp, 'adapter_config.json'), JSON.stringify(adapterConfig, null, 2) + '\n');
     await writeFile(join(tmp, 'adapter_model.safetensors'), weights);
     for (const [name, text] of Object.entries(options.extraFiles ?? {}))
       await writeFile(join(tmp, name), text);
-    await rename(tmp, out);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
