@@ -17,6 +17,11 @@ import type { SequenceResult, SequenceSpec } from './sequence.js';
 export interface GatewayOptions extends SchedulerOptions {
   /** Bytes of parsed adapters kept in host memory (LRU; pinned adapters come on top). */
   adapterCacheBytes: number;
+  /**
+   * Where each model's sessions run: 'worker' (default: a session worker per model, the event loop never
+   * waits for a step) or 'main' (the old behaviour, kept for bench/event-loop.ts's comparison).
+   */
+  sessionThread?: 'worker' | 'main';
 }
 
 export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
@@ -72,7 +77,7 @@ export class Gateway<M extends ServedModelRef = ServedModelRef> {
       m = this.deps.loadModel(ref).then((loaded) => ({
         loaded,
         scheduler: new ModelScheduler(
-          new ServingModel(loaded),
+          new ServingModel(loaded, { sessionThread: this.options.sessionThread }),
           this.options,
           this.deps.logger.child({ baseModel: ref.id }),
         ),

@@ -9,11 +9,11 @@
  */
 import type { Logger } from 'pino';
 import type { LoraAdapter } from '../engine/formats/peft.js';
-import type { EngineSession } from '../engine/onnx/session.js';
 import { runBatchStep, type StepRow } from '../inference/batch-step.js';
 import { KvPool } from '../inference/kv-pool.js';
 import { LoraColumns } from '../inference/lora-columns.js';
-import type { ServingModel } from '../inference/serving-model.js';
+import { SessionWorkerDiedError } from '../inference/session-host.js';
+import type { ServeSession, ServingModel } from '../inference/serving-model.js';
 import { DeltagateError, RateLimitedError } from '../shared/errors.js';
 import { planAdmission, type WaitingRequest } from './admission.js';
 import { AutoMergePolicy, type PolicyEvent } from './auto-policy.js';
@@ -63,8 +63,8 @@ interface Call {
 }
 
 interface MergedEntry {
-  session: Promise<EngineSession>;
-  ready: EngineSession | null;
+  session: Promise<ServeSession>;
+  ready: ServeSession | null;
   lastUsed: number;
 }
 
@@ -92,7 +92,10 @@ export class ModelScheduler {
   ) {
     const config = model.model.config;
     const capacity = Math.min(options.maxSequence, config.maxPositionEmbeddings);
-    this.pool = KvPool.forBudget(config, capacity, options.kvCacheBytes, options.maxBatch);
+    // With sessions in a worker, the pool's data lives there too (no per-step copies): only bookkeeping here.
+    this.pool = KvPool.forBudget(config, capacity, options.kvCacheBytes, options.maxBatch, {
+      remote: model.inWorker,
+    });
     this.columns = new LoraColumns(config);
     this.slots = new SlotTable(this.columns, options.adapterSlots);
     this.policy = new AutoMergePolicy(options.autoMergeAfterSteps);
@@ -379,7 +382,7 @@ export class ModelScheduler {
     }
   }
 
-  private async sessionFor(call: Call): Promise<EngineSession> {
+  private async sessionFor(call: Call): Promise<ServeSession> {
     if (call.key.startsWith('merged:')) {
       const m = this.merged.get(call.key.slice('merged:'.length))!;
       m.lastUsed = performance.now();
@@ -401,17 +404,21 @@ export class ModelScheduler {
         pool: this.pool,
         start: rows[0]!.kvSlot,
         rows: stepRows,
-        loraFeeds: session.inputNames.includes('lora_slot') ? this.columns.feeds() : undefined,
+        columns: session.inputNames.includes('lora_slot') ? this.columns : undefined,
       });
     } catch (err) {
+      const died = err instanceof SessionWorkerDiedError;
       this.logger.error(
         { err, rows: rows.length, key: call.key },
-        'a generation step failed; failing its rows',
+        died
+          ? "the model's session worker died; failing every running row (their KV cache is gone)"
+          : 'a generation step failed; failing its rows',
       );
       const failure = new DeltagateError('INTERNAL_SERVER_ERROR', 'generation failed in the model step', {
         cause: err,
       });
-      for (const s of rows) this.retire(s, failure);
+      for (const s of died ? [...this.running] : rows) this.retire(s, failure);
+      if (died) this.dropDeadMerged();
       return;
     }
     const V = this.model.model.config.vocabSize;
@@ -490,6 +497,15 @@ export class ModelScheduler {
           }
       },
     );
+  }
+
+  /** Merged sessions of a worker that died are gone: AUTO may build them again. */
+  private dropDeadMerged(): void {
+    for (const [v, m] of this.merged) {
+      if (!m.ready || (m.ready as { alive?: boolean }).alive !== false) continue;
+      this.merged.delete(v);
+      if (this.policy.mergedFor === v) this.policy.mergedFor = null;
+    }
   }
 
   private evictMerged(): void {

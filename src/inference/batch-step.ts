@@ -3,13 +3,35 @@
  * a prefill chunk (several tokens per row; rows of a multi-row chunk must all start with an empty cache, so
  * their right padding is legal for GroupQueryAttention). Feeds the pool's slabs as past, appends the call's
  * new keys/values to them, returns per-row logits.
+ * With a remote pool (its data in a session worker) the whole call runs in that worker (session-host.ts),
+ * which calls this same function on its copy of the pool.
  * The scheduler decides what runs (src/gateway/scheduler.ts); the graph is src/engine/nn/llama-serve.ts.
  */
 import type { ModelConfig } from '../engine/formats/hf-config.js';
 import type { HostTensor } from '../engine/ir/types.js';
-import type { EngineSession } from '../engine/onnx/session.js';
 import { invariant } from '../shared/invariant.js';
 import type { KvPool } from './kv-pool.js';
+import type { LoraColumns } from './lora-columns.js';
+
+/** A call run whole in a session worker (its pool is remote; `columns` when the session takes lora_slot). */
+export interface RemoteStep {
+  config: ModelConfig;
+  pool: KvPool;
+  start: number;
+  rows: readonly StepRow[];
+  columns?: LoraColumns;
+}
+
+/** What a step needs of a session: an EngineSession here, or a RemoteSession (session-host.ts). */
+export interface StepSession {
+  readonly inputNames: readonly string[];
+  run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    fetches: readonly string[],
+  ): Promise<Record<string, HostTensor>>;
+  /** Sessions in a worker run a remote pool's steps there. */
+  runStep?(call: RemoteStep): Promise<Float32Array>;
+}
 
 export interface StepRow {
   /** Tokens to append to this row's cache this call (≥ 1). */
@@ -19,14 +41,16 @@ export interface StepRow {
 }
 
 export interface StepCall {
-  session: EngineSession;
+  session: StepSession;
   config: ModelConfig;
   pool: KvPool;
   /** First pool slot; rows occupy [start, start + rows.length). */
   start: number;
   rows: readonly StepRow[];
-  /** `lora.*` feeds (column stacks) for sessions that take them. */
+  /** `lora.*` feeds (column stacks) for sessions that take them … */
   loraFeeds?: Readonly<Record<string, HostTensor>>;
+  /** … or the stacks themselves (their feeds, or their replica in the session's worker). */
+  columns?: LoraColumns;
 }
 
 const i64 = (shape: number[], xs: ArrayLike<number>): HostTensor => ({
@@ -67,6 +91,15 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
     last[b] = b * S + r.ids.length - 1;
     total = Math.max(total, past[b]! + S);
   });
+  if (pool.remote) {
+    invariant(
+      session.runStep,
+      'a KV pool whose data lives in a session worker needs a session of that worker',
+    );
+    const logits = await session.runStep({ config: call.config, pool, start, rows, columns: call.columns });
+    rows.forEach((r, b) => (pool.lengths[start + b] = past[b]! + r.ids.length));
+    return logits;
+  }
   const feeds: Record<string, HostTensor> = {
     input_ids: i64([B, S], ids),
     position_ids: i64([B, S], pos),
@@ -84,8 +117,9 @@ export async function runBatchStep(call: StepCall): Promise<Float32Array> {
     fetches.push(`new.${l}.key`, `new.${l}.value`);
   }
   if (session.inputNames.includes('lora_slot')) {
-    invariant(call.loraFeeds, 'a stacked-LoRA session needs loraFeeds');
-    Object.assign(feeds, call.loraFeeds);
+    const lora = call.loraFeeds ?? call.columns?.feeds();
+    invariant(lora, 'a stacked-LoRA session needs loraFeeds');
+    Object.assign(feeds, lora);
     feeds.lora_slot = i64(
       [B],
       rows.map((r) => r.loraSlot ?? 0),

@@ -4,9 +4,39 @@
  * GroupQueryAttention reads and writes in place. Allocated once from a byte budget; a sequence joining or
  * leaving never reallocates it. `arrange` moves whole rows (their valid prefix only) so the scheduler can
  * keep each call's rows contiguous. Not the graph (src/engine/nn/llama-serve.ts), not the step (batch-step.ts).
+ *
+ * A `remote` pool keeps only the bookkeeping (slots in use, lengths, stride) on this thread: its data lives in
+ * the session worker that runs the model (session-host.ts), the way a GPU server's cache lives on the device.
+ * Every change to the bookkeeping is journaled, and the worker replays the journal on its own local pool
+ * before the next step, so both sides take the same decisions (onnxruntime-node cannot read a
+ * SharedArrayBuffer, so a shared pool would cost a copy of every call's past per step).
  */
 import type { ModelConfig } from '../engine/formats/hf-config.js';
 import { invariant } from '../shared/invariant.js';
+
+/** A change to a remote pool's bookkeeping, replayed in order on the worker's copy. */
+export type KvPoolOp =
+  | { op: 'allocate'; slot: number }
+  | { op: 'release'; slot: number }
+  | { op: 'restride'; stride: number }
+  | { op: 'arrange'; moves: [number, number][] };
+
+/** Everything a worker needs to build its copy of a pool (used slots must hold no tokens yet). */
+export interface KvPoolState {
+  layers: number;
+  slots: number;
+  kvHeads: number;
+  capacity: number;
+  headDim: number;
+  stride: number;
+  used: Uint8Array;
+  lengths: Int32Array;
+}
+
+export interface KvPoolOptions {
+  /** Data in a session worker, bookkeeping here (see the file header). Default false. */
+  remote?: boolean;
+}
 
 export class KvPool {
   readonly keys: Float32Array[];
@@ -20,6 +50,9 @@ export class KvPool {
    * follows what the running rows need, not the largest request the pool could take. `restride` changes it.
    */
   stride: number;
+  /** The data lives in a session worker: `keys`/`values` are empty here, `view` throws. */
+  readonly remote: boolean;
+  private journal: KvPoolOp[] = [];
 
   constructor(
     readonly layers: number,
@@ -27,16 +60,18 @@ export class KvPool {
     readonly kvHeads: number,
     readonly capacity: number,
     readonly headDim: number,
+    options: KvPoolOptions = {},
   ) {
     invariant(
       slots >= 1 && capacity >= 1,
       () => `KvPool needs slots ≥ 1 and capacity ≥ 1, got ${slots}, ${capacity}`,
     );
     this.stride = capacity;
-    const floats = slots * kvHeads * capacity * headDim;
+    this.remote = options.remote ?? false;
+    const floats = this.remote ? 0 : slots * kvHeads * capacity * headDim;
     // Large zeroed buffers are mapped lazily by the OS: untouched slots cost address space, not RSS.
-    this.keys = Array.from({ length: layers }, () => new Float32Array(floats));
-    this.values = Array.from({ length: layers }, () => new Float32Array(floats));
+    this.keys = Array.from({ length: this.remote ? 0 : layers }, () => new Float32Array(floats));
+    this.values = Array.from({ length: this.remote ? 0 : layers }, () => new Float32Array(floats));
     this.lengths = new Int32Array(slots);
     this.used = new Uint8Array(slots);
   }
@@ -47,9 +82,67 @@ export class KvPool {
   }
 
   /** As many slots as `budgetBytes` holds (at least 1, at most `maxSlots`). */
-  static forBudget(config: ModelConfig, capacity: number, budgetBytes: number, maxSlots: number): KvPool {
+  static forBudget(
+    config: ModelConfig,
+    capacity: number,
+    budgetBytes: number,
+    maxSlots: number,
+    options: KvPoolOptions = {},
+  ): KvPool {
     const n = Math.max(1, Math.min(maxSlots, Math.floor(budgetBytes / KvPool.slotBytes(config, capacity))));
-    return new KvPool(config.numLayers, n, config.numKvHeads, capacity, config.headDim);
+    return new KvPool(config.numLayers, n, config.numKvHeads, capacity, config.headDim, options);
+  }
+
+  /** A local pool with `state`'s layout and bookkeeping (a session worker's copy of a remote pool). */
+  static fromState(state: KvPoolState): KvPool {
+    const pool = new KvPool(state.layers, state.slots, state.kvHeads, state.capacity, state.headDim);
+    const holding = [...state.used.keys()].filter((s) => state.used[s] && state.lengths[s]! > 0);
+    invariant(holding.length === 0, () => `a new pool copy cannot hold tokens (slots ${holding.join(', ')})`);
+    pool.stride = state.stride;
+    pool.used.set(state.used);
+    return pool;
+  }
+
+  /** This pool's bookkeeping, for a worker that has no copy yet; forgets the journal it supersedes. */
+  state(): KvPoolState {
+    this.journal = [];
+    const { layers, slots, kvHeads, capacity, headDim, stride } = this;
+    return {
+      layers,
+      slots,
+      kvHeads,
+      capacity,
+      headDim,
+      stride,
+      used: this.used.slice(),
+      lengths: this.lengths.slice(),
+    };
+  }
+
+  /** The bookkeeping changes since the last call (remote pools only journal). */
+  takeJournal(): KvPoolOp[] {
+    const ops = this.journal;
+    this.journal = [];
+    return ops;
+  }
+
+  /** Replays a remote pool's journal on this (local) copy. */
+  apply(ops: readonly KvPoolOp[]): void {
+    for (const o of ops) {
+      if (o.op === 'allocate') {
+        const got = this.allocate();
+        invariant(got === o.slot, () => `pool copy allocated slot ${got}, the pool ${o.slot}`);
+      } else if (o.op === 'release') this.release(o.slot);
+      else if (o.op === 'restride') this.restride(o.stride);
+      else this.arrange(new Map(o.moves));
+    }
+  }
+
+  /** Rows holding tokens (their data would be lost with a remote pool's worker). */
+  get holding(): number {
+    let n = 0;
+    for (let s = 0; s < this.slots; s++) if (this.used[s] && this.lengths[s]! > 0) n++;
+    return n;
   }
 
   get bytes(): number {
@@ -68,6 +161,16 @@ export class KvPool {
   restride(stride: number): void {
     invariant(stride >= 1 && stride <= this.capacity, () => `stride ${stride} outside 1..${this.capacity}`);
     if (stride === this.stride) return;
+    if (this.remote) {
+      for (let slot = 0; slot < this.slots; slot++)
+        invariant(
+          !this.used[slot] || this.lengths[slot]! <= stride,
+          () => `slot ${slot} holds ${this.lengths[slot]} > stride ${stride}`,
+        );
+      this.journal.push({ op: 'restride', stride });
+      this.stride = stride;
+      return;
+    }
     const { kvHeads: KVH, headDim: D } = this;
     const old = this.stride;
     const blocks: { src: number; dst: number; n: number }[] = [];
@@ -99,6 +202,7 @@ export class KvPool {
     if (s < 0) return null;
     this.used[s] = 1;
     this.lengths[s] = 0;
+    if (this.remote) this.journal.push({ op: 'allocate', slot: s });
     return s;
   }
 
@@ -106,6 +210,7 @@ export class KvPool {
     invariant(this.used[slot] === 1, () => `release of free KV slot ${slot}`);
     this.used[slot] = 0;
     this.lengths[slot] = 0;
+    if (this.remote) this.journal.push({ op: 'release', slot });
   }
 
   isUsed(slot: number): boolean {
@@ -114,6 +219,7 @@ export class KvPool {
 
   /** (count, KVH, stride, D) views of layer l's keys and values for slots [start, start + count). */
   view(l: number, start: number, count: number): { key: Float32Array; value: Float32Array } {
+    invariant(!this.remote, 'this KV pool keeps its data in a session worker: run its steps there');
     const a = start * this.slab;
     const b = (start + count) * this.slab;
     return { key: this.keys[l]!.subarray(a, b), value: this.values[l]!.subarray(a, b) };
@@ -130,6 +236,19 @@ export class KvPool {
     for (const [from, to] of moves) {
       invariant(this.used[from] === 1, () => `arrange: slot ${from} is free`);
       invariant(!this.used[to] || moves.has(to), () => `arrange: slot ${to} is taken`);
+    }
+    if (this.remote) {
+      this.journal.push({ op: 'arrange', moves: [...moves] });
+      const lens = [...moves].map(([from, to]) => [to, this.lengths[from]!] as const);
+      for (const from of moves.keys()) {
+        this.used[from] = 0;
+        this.lengths[from] = 0;
+      }
+      for (const [to, len] of lens) {
+        this.used[to] = 1;
+        this.lengths[to] = len;
+      }
+      return;
     }
     const { kvHeads: KVH, stride: CAP, headDim: D } = this;
     const saved = [...moves].map(([from, to]) => {

@@ -5,6 +5,8 @@
  * removing an adapter touches only its own columns; the per-step feeds are views of the used prefix, so a
  * step reads each active adapter's factors once. With PEFT's rank_pattern a module's layers may differ in
  * rank: the slot takes the module's largest, smaller layers leave their extra columns zero. Which adapter gets a slot is src/gateway/slot-table.ts.
+ * A session worker (session-host.ts) keeps a replica: `takeSync` hands it the columns that changed since the
+ * last sync (an adapter placed or removed: its own columns; a resize: the whole module), never per step.
  */
 import { LINEAR_MODULES, linearShape } from '../engine/formats/hf-config.js';
 import type { LinearModule, ModelConfig } from '../engine/formats/hf-config.js';
@@ -25,8 +27,30 @@ interface ModuleStack {
   ranges: Map<number, [number, number]>;
 }
 
+/** One module's changes for a replica: whole stacks (`a`, `b`) or changed column ranges (`parts`). */
+export interface ModuleSync {
+  module: LinearModule;
+  cols: number;
+  /** [slot, offset, rank] */
+  ranges: [number, number, number][];
+  colSlot: BigInt64Array;
+  a?: Float32Array[];
+  b?: Float32Array[];
+  parts?: { off: number; n: number; a: Float32Array[]; b: Float32Array[] }[];
+}
+
+export interface LoraSync {
+  modules: LinearModule[];
+  changes: ModuleSync[];
+}
+
+/** Past this many changed ranges a module is sent whole. */
+const MAX_PARTS = 16;
+
 export class LoraColumns {
   private readonly stacks = new Map<LinearModule, ModuleStack>();
+  /** Per module, what changed since the last takeSync: everything, or these [offset, count] column ranges. */
+  private readonly dirty = new Map<LinearModule, 'all' | [number, number][]>();
 
   constructor(
     readonly config: ModelConfig,
@@ -67,6 +91,81 @@ export class LoraColumns {
     slots.fill(-1n, s.cols);
     s.colSlot = slots;
     s.cols = cols;
+    for (const [m, x] of this.stacks) if (x === s) this.dirty.set(m, 'all');
+  }
+
+  private touch(m: LinearModule, off: number, n: number): void {
+    const d = this.dirty.get(m) ?? [];
+    if (d === 'all') return;
+    d.push([off, n]);
+    this.dirty.set(m, d.length > MAX_PARTS ? 'all' : d);
+  }
+
+  /**
+   * What a replica needs to equal these stacks: everything (`full`, a replica's first sync) or what changed
+   * since the last call. Copies, so the caller may transfer their buffers (`transferables`).
+   */
+  takeSync(full: boolean): LoraSync {
+    const changes: ModuleSync[] = [];
+    for (const [m, s] of this.stacks) {
+      const d = full ? 'all' : this.dirty.get(m);
+      if (d === undefined) continue;
+      const c: ModuleSync = {
+        module: m,
+        cols: s.cols,
+        ranges: [...s.ranges].map(([slot, [off, r]]) => [slot, off, r]),
+        colSlot: s.colSlot.slice(),
+      };
+      if (d === 'all') {
+        c.a = s.a.map((x) => x.slice());
+        c.b = s.b.map((x) => x.slice());
+      } else
+        c.parts = d.map(([off, n]) => ({
+          off,
+          n,
+          a: s.a.map((x) => x.slice(off * s.inF, (off + n) * s.inF)),
+          b: s.b.map((x) => x.slice(off * s.outF, (off + n) * s.outF)),
+        }));
+      changes.push(c);
+    }
+    this.dirty.clear();
+    return { modules: [...this.modules], changes };
+  }
+
+  /** Applies another LoraColumns' `takeSync` to this replica. */
+  applySync(sync: LoraSync): void {
+    for (const c of sync.changes) {
+      const s = this.stacks.get(c.module);
+      invariant(s, () => `LoRA replica has no module ${c.module}`);
+      if (c.a && c.b) {
+        s.a = c.a;
+        s.b = c.b;
+      } else {
+        invariant(
+          s.cols === c.cols,
+          () => `LoRA replica of ${c.module} has ${s.cols} columns, the sync ${c.cols}`,
+        );
+        for (const p of c.parts ?? [])
+          for (let l = 0; l < this.config.numLayers; l++) {
+            s.a[l]!.set(p.a[l]!, p.off * s.inF);
+            s.b[l]!.set(p.b[l]!, p.off * s.outF);
+          }
+      }
+      s.cols = c.cols;
+      s.colSlot = c.colSlot;
+      s.ranges = new Map(c.ranges.map(([slot, off, r]) => [slot, [off, r]]));
+    }
+  }
+
+  /** The buffers of a sync (all fresh copies), for a postMessage transfer list. */
+  static transferables(sync: LoraSync): ArrayBuffer[] {
+    const out: ArrayBuffer[] = [];
+    for (const c of sync.changes) {
+      out.push(c.colSlot.buffer as ArrayBuffer);
+      for (const x of [...(c.a ?? []), ...(c.b ?? [])]) out.push(x.buffer as ArrayBuffer);
+      for (const p of c.parts ?? []) for (const x of [...p.a, ...p.b]) out.push(x.buffer as ArrayBuffer);
+    }
+    return out;
   }
 
   /** One past the last used column of module m (the width of its feeds). */
@@ -115,12 +214,13 @@ export class LoraColumns {
       });
       s.colSlot.fill(BigInt(slot), off, off + R);
       s.ranges.set(slot, [off, R]);
+      this.touch(m, off, R);
     }
   }
 
   /** Frees the slot's columns (zeroed, so a stale value can never leak into a row through the mask). */
   remove(slot: number): void {
-    for (const s of this.stacks.values()) {
+    for (const [m, s] of this.stacks) {
       const range = s.ranges.get(slot);
       if (!range) continue;
       const [off, R] = range;
@@ -130,6 +230,7 @@ export class LoraColumns {
       }
       s.colSlot.fill(-1n, off, off + R);
       s.ranges.delete(slot);
+      this.touch(m, off, R);
     }
   }
 

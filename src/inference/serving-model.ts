@@ -3,25 +3,71 @@
  * (src/engine/nn/llama-serve.ts) and the model's serving grid (its load options): 'base' (no LoRA inputs),
  * 'stacked' (side-loaded adapter columns + per-row slot) and merged sessions, one per adapter, whose weights
  * dequant(Q(W)) + s·B·A. Every one is prepared and serialized in a worker thread (merge-worker.ts), so a model
- * load or a merge never blocks the event loop. Which session a row uses is the gateway's policy (src/gateway/).
+ * load or a merge never blocks the event loop, and then created and run in the model's session worker
+ * (session-host.ts: one worker per served model, holding its sessions and its KV pool's data), so a step
+ * never blocks it either. A worker that dies is replaced at the next call (sessions rebuilt). Which session a
+ * row uses is the gateway's policy (src/gateway/).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import { buildServeGraph, type ServeGraphOptions } from '../engine/nn/llama-serve.js';
 import { prepareWeights, type LlamaWeights, type PrepareOptions } from '../engine/nn/weights.js';
 import { EngineSession } from '../engine/onnx/session.js';
 import { emitOnnx } from '../engine/onnx/emit.js';
+import type { StepSession } from './batch-step.js';
 import type { LoadedModel } from './model.js';
+import { SessionHost } from './session-host.js';
+import { startWorker } from './start-worker.js';
 
 export type ServeSessionKind = 'base' | 'stacked';
 
+/** A serving session: an EngineSession on this thread or a RemoteSession in the model's session worker. */
+export interface ServeSession extends StepSession {
+  release(): Promise<void>;
+}
+
+export interface ServingModelOptions {
+  /**
+   * Where sessions are created and run: 'worker' (default; the model's session worker) or 'main' (this
+   * thread: each step blocks the event loop — kept for comparison, bench/event-loop.ts).
+   */
+  sessionThread?: 'worker' | 'main';
+}
+
 export class ServingModel {
   private baseWeights: LlamaWeights | undefined;
-  private readonly sessions = new Map<ServeSessionKind, Promise<EngineSession>>();
+  private readonly sessions = new Map<ServeSessionKind, Promise<ServeSession>>();
+  private current: SessionHost | null = null;
+  private closed = false;
+  /** Sessions run in a worker, and a scheduler's KV pool keeps its data there (KvPool `remote`). */
+  readonly inWorker: boolean;
 
-  constructor(readonly model: LoadedModel) {}
+  constructor(
+    readonly model: LoadedModel,
+    options: ServingModelOptions = {},
+  ) {
+    this.inWorker = (options.sessionThread ?? 'worker') === 'worker';
+  }
+
+  /** The live session worker, if one is running. */
+  get host(): SessionHost | null {
+    return this.current;
+  }
+
+  private sessionHost(): SessionHost {
+    if (this.closed) throw new Error('the serving model is closed');
+    if (this.current?.alive) return this.current;
+    const host = new SessionHost();
+    // Its sessions die with it: the next request builds them again in a fresh worker.
+    host.onExit(() => {
+      if (this.current !== host) return;
+      this.current = null;
+      this.sessions.clear();
+    });
+    this.current = host;
+    return host;
+  }
 
   private prepareOptions(): PrepareOptions {
     const o = this.model.options;
@@ -34,7 +80,7 @@ export class ServingModel {
     };
   }
 
-  session(kind: ServeSessionKind): Promise<EngineSession> {
+  session(kind: ServeSessionKind): Promise<ServeSession> {
     let s = this.sessions.get(kind);
     if (!s) {
       s = this.build(this.prepareOptions(), {
@@ -48,7 +94,7 @@ export class ServingModel {
     return s;
   }
 
-  mergedSession(adapter: LoraAdapter): Promise<EngineSession> {
+  mergedSession(adapter: LoraAdapter): Promise<ServeSession> {
     return this.build({ ...this.prepareOptions(), mergeAdapter: adapter }, { name: 'serve-merged' });
   }
 
@@ -56,7 +102,7 @@ export class ServingModel {
    * Weights → graph → ONNX bytes in a worker thread reading the checkpoint from disk (seconds of work for a real
    * model); an in-memory checkpoint (tests) is built on this thread.
    */
-  private async build(options: PrepareOptions, graph: ServeGraphOptions): Promise<EngineSession> {
+  private async build(options: PrepareOptions, graph: ServeGraphOptions): Promise<ServeSession> {
     const dir = this.model.checkpoint.dir;
     let bytes: Uint8Array;
     if (existsSync(join(dir, 'config.json'))) bytes = await buildInWorker(dir, options, graph);
@@ -67,10 +113,12 @@ export class ServingModel {
           : prepareWeights(this.model.checkpoint, options);
       bytes = emitOnnx(buildServeGraph(this.model.config, weights, graph));
     }
-    return EngineSession.create(bytes, this.model.options.session);
+    if (!this.inWorker) return EngineSession.create(bytes, this.model.options.session);
+    return this.sessionHost().create(bytes, this.model.options.session);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all)
@@ -78,19 +126,13 @@ export class ServingModel {
         (x) => x.release(),
         () => undefined,
       );
+    await this.current?.close();
+    this.current = null;
   }
 }
 
 function buildInWorker(dir: string, options: PrepareOptions, graph: ServeGraphOptions): Promise<Uint8Array> {
-  // From source (tests, tsx) the worker is a .ts file that needs tsx's loader; from dist/ it is plain JS.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`./merge-worker${fromSource ? '.ts' : '.js'}`, import.meta.url);
-  const worker = fromSource
-    ? new Worker(
-        `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
-        { eval: true, workerData: { dir, options, graph } },
-      )
-    : new Worker(url, { workerData: { dir, options, graph } });
+  const worker = startWorker('merge-worker', { dir, options, graph });
   return new Promise<Uint8Array>((resolve, reject) => {
     worker.once('message', (m: Uint8Array | { error: string }) => {
       if (m instanceof Uint8Array) resolve(m);
