@@ -23,6 +23,25 @@ function settleFailure(reservation: GenerationReservation | undefined, err: unkn
   if (code !== undefined && code !== 'INTERNAL_SERVER_ERROR' && !signal?.aborted) reservation?.settle(0);
 }
 
+/**
+ * The stream as it is, settling the reservation when it ends: with the usage of its last chunk when it
+ * finished, or in full when the client left first or it failed mid-way (as for `generate`).
+ */
+async function* settledStream(
+  stream: AsyncIterableIterator<GenerationChunk>,
+  reservation: GenerationReservation | undefined,
+): AsyncGenerator<GenerationChunk> {
+  let used: number | undefined;
+  try {
+    for await (const chunk of stream) {
+      if (chunk.usage) used = chunk.usage.totalTokens;
+      yield chunk;
+    }
+  } finally {
+    if (reservation) reservation.settle(used ?? reservation.tokens);
+  }
+}
+
 @Resolver(() => GenerationType)
 export class GenerationResolver {
   @Mutation(() => GenerationType)
@@ -44,7 +63,6 @@ export class GenerationResolver {
 
   @Subscription(() => GenerationChunkType, {
     description: 'Text deltas as they are generated; the last chunk carries the finishReason.',
-    // A stream reports no usage: its reservation stays spent unless it is refused before it starts.
     subscribe: async ({
       args,
       context,
@@ -52,7 +70,8 @@ export class GenerationResolver {
       context.services.generation.precheck(args.input);
       const reservation = context.guards.generationBudget?.reserve(context.actor, args.input);
       try {
-        return await context.services.generation.generateStream(context.actor, args.input);
+        const stream = await context.services.generation.generateStream(context.actor, args.input);
+        return settledStream(stream, reservation);
       } catch (err) {
         settleFailure(reservation, err);
         throw err;

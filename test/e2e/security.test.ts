@@ -6,7 +6,7 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCustomer } from './fixtures/gql-client.js';
-import { ADMIN_KEY, codes, gql, ok, startHarness, wsClient, type Harness } from './harness.js';
+import { ADMIN_KEY, codes, gql, ok, startHarness, wsClient, type Harness, type Loose } from './harness.js';
 
 describe('API guards', () => {
   let h: Harness;
@@ -268,6 +268,45 @@ describe('generation is charged by tokens', () => {
     expect(body.errors.map((e) => e.extensions.code)).toEqual(['RATE_LIMITED']);
     expect(res.headers.get('retry-after')).toBe(String(body.errors[0]!.extensions.retryAfterSeconds));
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});
+
+const GENERATE_TEXT = `mutation($input: GenerateInput!) { generate(input: $input) { text usage { completionTokens } } }`;
+
+describe('a finished generateStream gives back what it did not use', () => {
+  let h: Harness;
+  let C: { id: string; key: string };
+
+  beforeAll(async () => {
+    h = await startHarness('sqlite+fs', { DELTAGATE_GENERATION_TOKENS_PER_MINUTE: '200' });
+    C = await createCustomer(h, 'streamer');
+  });
+  afterAll(async () => h?.close());
+
+  it('settles the reservation with the usage of the last chunk', async () => {
+    // The greedy text tells which stop string ends the stream after its first token.
+    const g = (await ok(h, C.key, GENERATE_TEXT, { input: { prompt: 'Hi', maxTokens: 4 } })).generate;
+    expect(g.usage.completionTokens).toBe(4);
+    const stop = [g.text.slice(0, 1)];
+    const client = wsClient(h, `Bearer ${C.key}`);
+    try {
+      const chunks: { text: string; finishReason: string | null }[] = [];
+      await new Promise<void>((resolve, reject) =>
+        client.subscribe(
+          {
+            query: `subscription($input: GenerateInput!) { generateStream(input: $input) { text finishReason } }`,
+            variables: { input: { prompt: 'Hi', maxTokens: 150, stop } },
+          },
+          { next: (r) => chunks.push((r.data as Loose).generateStream), error: reject, complete: resolve },
+        ),
+      );
+      expect(chunks.at(-1)!.finishReason).toBe('STOP');
+      // Spent so far: 4 + 1 and the stream's few tokens, not its reserved 150 + 1; 150 more still fit the 200.
+      const next = await gql(h, C.key, GENERATE_TEXT, { input: { prompt: 'Hi', maxTokens: 150 } });
+      expect(next.errors).toBeUndefined();
+    } finally {
+      await client.dispose();
+    }
   });
 });
 
