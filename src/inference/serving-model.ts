@@ -18,7 +18,7 @@ import { emitOnnx } from '../engine/onnx/emit.js';
 import type { StepSession } from './batch-step.js';
 import type { LoadedModel } from './model.js';
 import { SessionHost } from './session-host.js';
-import { startWorker } from './start-worker.js';
+import { startModuleWorker } from '../shared/worker-module.js';
 
 export type ServeSessionKind = 'base' | 'stacked';
 
@@ -132,7 +132,7 @@ export class ServingModel {
 }
 
 function buildInWorker(dir: string, options: PrepareOptions, graph: ServeGraphOptions): Promise<Uint8Array> {
-  const worker = startWorker('merge-worker', { dir, options, graph });
+  const worker = startModuleWorker(import.meta.url, 'merge-worker', { workerData: { dir, options, graph } });
   return new Promise<Uint8Array>((resolve, reject) => {
     worker.once('message', (m: Uint8Array | { error: string }) => {
       if (m instanceof Uint8Array) resolve(m);

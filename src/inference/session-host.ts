@@ -15,7 +15,7 @@ import type { SessionConfig } from '../engine/onnx/session.js';
 import type { RemoteStep, StepRow } from './batch-step.js';
 import type { KvPool, KvPoolOp, KvPoolState } from './kv-pool.js';
 import { LoraColumns, type LoraSync } from './lora-columns.js';
-import { startWorker } from './start-worker.js';
+import { startModuleWorker } from '../shared/worker-module.js';
 
 /** The session worker is gone (crashed, killed or closed): its sessions and KV cache with it. */
 export class SessionWorkerDiedError extends Error {
@@ -75,7 +75,7 @@ export class SessionHost {
   });
 
   constructor() {
-    this.worker = startWorker('session-host-worker');
+    this.worker = startModuleWorker(import.meta.url, 'session-host-worker');
     // Idle, the worker does not keep the process alive; a call in flight does (see call()).
     this.worker.unref();
     this.worker.on('error', (err) => (this.lastError = err));

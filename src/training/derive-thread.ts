@@ -3,10 +3,10 @@
  * float64 SVDs, merges and tensor encoding of a real model take seconds, and on embedded defaults jobs run
  * inside the API process, whose event loop must keep answering. Progress messages are relayed; an abort
  * terminates the thread at once (cancel, shutdown); a BAD_USER_INPUT failure in the thread comes back as a
- * BadInputError, anything else as an Error. Starts from .ts sources under tsx/vitest like merge-worker.ts.
+ * BadInputError, anything else as an Error. Started with src/shared/worker-module.ts (sources or dist/).
  */
-import { Worker } from 'node:worker_threads';
 import { BadInputError } from '../shared/errors.js';
+import { startModuleWorker } from '../shared/worker-module.js';
 import type { ComputeOutput, ComputeTask, ProgressFn } from './derive-compute.js';
 
 type Message =
@@ -20,19 +20,6 @@ type Message =
       details: Record<string, unknown> | null;
     };
 
-function startWorker(task: ComputeTask, transfer: Uint8Array[]): Worker {
-  const transferList = transfer.map((b) => b.buffer as ArrayBuffer);
-  // From source (tests, tsx) the worker is a .ts file that needs tsx's loader; from dist/ it is plain JS.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`./derive-worker${fromSource ? '.ts' : '.js'}`, import.meta.url);
-  return fromSource
-    ? new Worker(
-        `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
-        { eval: true, workerData: task, transferList },
-      )
-    : new Worker(url, { workerData: task, transferList });
-}
-
 export function runInWorkerThread(
   task: ComputeTask,
   opts: {
@@ -44,7 +31,10 @@ export function runInWorkerThread(
 ): Promise<ComputeOutput> {
   const { signal, onProgress } = opts;
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
-  const worker = startWorker(task, opts.transfer ?? []);
+  const worker = startModuleWorker(import.meta.url, 'derive-worker', {
+    workerData: task,
+    transferList: (opts.transfer ?? []).map((b) => b.buffer as ArrayBuffer),
+  });
   return new Promise<ComputeOutput>((resolve, reject) => {
     let settled = false;
     const settle = (fn: () => void) => {
