@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { ModelConfig } from '../engine/formats/hf-config.js';
 import { parsePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
 import { DeltagateError } from '../shared/errors.js';
-import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
+import { sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES } from '../storage/keys.js';
 
 /** What the cache needs to know of a stored adapter version. */
@@ -142,7 +142,7 @@ export class AdapterCache {
     if (weightsSha !== version.sha256) this.refuse(version.id, ADAPTER_FILES.weights);
     const read = async (name: string, sha: string | undefined) => {
       const bytes = await this.blobs.get(version.blobPrefix + name);
-      if (sha === undefined || sha256Hex(bytes) !== sha) this.refuse(version.id, name);
+      if (sha === undefined || (await sha256HexSliced(bytes)) !== sha) this.refuse(version.id, name);
       return bytes;
     };
     const [configBytes, weights] = await Promise.all([

@@ -18,7 +18,7 @@ import { UploadsRepository } from '../db/repositories/uploads.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../db/database.js';
 import { isIdOf } from '../db/ids.js';
 import { parsePeftAdapter } from '../engine/formats/peft.js';
-import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
+import { BlobExistsError, sha256Hex, sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.js';
 import {
   BadInputError,
@@ -293,7 +293,7 @@ export class AdaptersService {
     const configBytes = Buffer.from(JSON.stringify(input.adapterConfig, null, 2) + '\n', 'utf8');
     const files: StoredFile[] = [
       { name: ADAPTER_FILES.config, sizeBytes: configBytes.byteLength, sha256: sha256Hex(configBytes) },
-      { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: sha256Hex(weights) },
+      { name: ADAPTER_FILES.weights, sizeBytes: weights.byteLength, sha256: await sha256HexSliced(weights) },
     ];
 
     return this.numbering.run(adapter.id, () =>

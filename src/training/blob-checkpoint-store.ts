@@ -5,7 +5,7 @@
  * checkpoint-store.ts. Layout: `{prefix}step-{n}/{file}` plus `{prefix}step-{n}/manifest.json` written last.
  */
 import type { Logger } from 'pino';
-import { sha256Hex, type BlobStore } from '../storage/blob-store.js';
+import { sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import type { CheckpointFiles, CheckpointStore } from './checkpoint-store.js';
 
 const MANIFEST = 'manifest.json';
@@ -88,7 +88,7 @@ export class BlobCheckpointStore implements CheckpointStore {
       const files: CheckpointFiles = {};
       for (const f of manifest.files) {
         const bytes = await this.blobs.get(dir + f.name);
-        if (bytes.byteLength !== f.size || sha256Hex(bytes) !== f.sha256) {
+        if (bytes.byteLength !== f.size || (await sha256HexSliced(bytes)) !== f.sha256) {
           this.options.logger?.warn({ step, file: f.name }, 'checkpoint file does not match its manifest');
           return null;
         }

@@ -17,7 +17,7 @@ import {
 } from '../db/repositories/adapter-versions.js';
 import { inTransaction, type Repositories } from '../db/repositories/index.js';
 import type { TrainingJob } from '../db/repositories/training-jobs.js';
-import { BlobExistsError, sha256Hex, type BlobStore } from '../storage/blob-store.js';
+import { BlobExistsError, sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix } from '../storage/keys.js';
 import { ConflictError } from '../shared/errors.js';
 import { applyPromotion } from './promotion.js';
@@ -70,11 +70,9 @@ export async function registerJobVersion(
     });
     return { version: existing, promotion: null };
   }
-  const files: StoredFile[] = v.files.map((f) => ({
-    name: f.name,
-    sizeBytes: f.bytes.byteLength,
-    sha256: sha256Hex(f.bytes),
-  }));
+  const files: StoredFile[] = [];
+  for (const f of v.files)
+    files.push({ name: f.name, sizeBytes: f.bytes.byteLength, sha256: await sha256HexSliced(f.bytes) });
   const weights = files.find((f) => f.name === ADAPTER_FILES.weights);
   if (weights === undefined) throw new Error(`invariant failed: job ${job.id} has no weights to register`);
   let version = await repos.adapterVersions.nextVersionNumber(job.adapterId);

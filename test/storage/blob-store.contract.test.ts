@@ -18,6 +18,7 @@ import {
   MAX_PRESIGN_SECONDS,
   assertSha256Hex,
   sha256Hex,
+  sha256HexSliced,
   type BlobStore,
 } from '../../src/storage/blob-store.js';
 import { createBlobHttpHandler } from '../../src/storage/blob-http.js';
@@ -96,6 +97,19 @@ describe('sha256Hex', () => {
       'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     );
     expect(() => assertSha256Hex(sha256Hex(randomBytes(100)))).not.toThrow();
+  });
+
+  it('sha256HexSliced gives the same digest, yielding to the event loop between 4 MiB slices', async () => {
+    const MiB = 1024 * 1024;
+    for (const size of [0, 5, 4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 9 * MiB + 7]) {
+      const data = randomBytes(size);
+      expect({ size, sha: await sha256HexSliced(data) }).toEqual({ size, sha: sha256Hex(data) });
+    }
+    // A timer set before a 12 MiB hash starts fires before the hash is done: it did not hold the loop.
+    const order: string[] = [];
+    setImmediate(() => order.push('event loop'));
+    await sha256HexSliced(randomBytes(12 * MiB)).then(() => order.push('hash'));
+    expect(order).toEqual(['event loop', 'hash']);
   });
 });
 
