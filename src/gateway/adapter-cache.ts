@@ -6,7 +6,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ModelConfig } from '../engine/formats/hf-config.js';
-import { parsePeftAdapter, type LoraAdapter } from '../engine/formats/peft.js';
+import type { LoraAdapter } from '../engine/formats/peft.js';
+import { parsePeftAdapterOffThread } from '../engine/formats/peft-thread.js';
 import { DeltagateError } from '../shared/errors.js';
 import { sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES } from '../storage/keys.js';
@@ -149,7 +150,13 @@ export class AdapterCache {
       read(ADAPTER_FILES.config, expected(ADAPTER_FILES.config)),
       read(ADAPTER_FILES.weights, weightsSha),
     ]);
-    const adapter = parsePeftAdapter(JSON.parse(Buffer.from(configBytes).toString('utf8')), weights, config);
+    // A large adapter is parsed (and its weights checked) in a worker thread; its bytes are not needed after.
+    const adapter = await parsePeftAdapterOffThread(
+      JSON.parse(Buffer.from(configBytes).toString('utf8')),
+      weights,
+      config,
+      { transfer: true },
+    );
     this.lru.set(version.id, adapter);
     this.counts.coldLoads++;
     this.counts.coldLoadMs += performance.now() - t0;

@@ -17,7 +17,7 @@ import { inTransaction, type Page, type Repositories, type Scope } from '../db/r
 import { UploadsRepository } from '../db/repositories/uploads.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../db/database.js';
 import { isIdOf } from '../db/ids.js';
-import { parsePeftAdapter } from '../engine/formats/peft.js';
+import { parsePeftAdapterOffThread } from '../engine/formats/peft-thread.js';
 import { BlobExistsError, sha256Hex, sha256HexSliced, type BlobStore } from '../storage/blob-store.js';
 import { ADAPTER_FILES, adapterVersionPrefix, uploadKey } from '../storage/keys.js';
 import {
@@ -289,7 +289,7 @@ export class AdaptersService {
     }
 
     const base = this.baseModels.require(adapter.baseModelId);
-    const parsed = parsePeftAdapter(input.adapterConfig, weights, base.modelConfig);
+    const parsed = await parsePeftAdapterOffThread(input.adapterConfig, weights, base.modelConfig);
     const configBytes = Buffer.from(JSON.stringify(input.adapterConfig, null, 2) + '\n', 'utf8');
     const files: StoredFile[] = [
       { name: ADAPTER_FILES.config, sizeBytes: configBytes.byteLength, sha256: sha256Hex(configBytes) },

@@ -28,6 +28,7 @@ import {
   writeSafetensors,
   type TensorInput,
 } from '../../../src/engine/formats/safetensors.js';
+import { parsePeftAdapterOffThread } from '../../../src/engine/formats/peft-thread.js';
 import { BadInputError } from '../../../src/shared/errors.js';
 import { expectClose } from '../../helpers/expect-close.js';
 
@@ -537,5 +538,33 @@ describe('loraDelta', () => {
     const parsed = parsePeftAdapter(s.adapterConfig, s.weights, base);
     expectClose(loraDelta(parsed, 0, 'up_proj'), [2, 4, -2, -4, 1, 2], { atol: 0, rtol: 0, label: 'ΔW' });
     expect(() => loraDelta(parsed, 0, 'down_proj')).toThrow(/no weights for layer 0 down_proj/);
+  });
+});
+
+describe('parsePeftAdapterOffThread', () => {
+  it('parses in a worker thread what the inline parser parses, and refuses what it refuses', async () => {
+    const { adapterConfig, weights } = serializePeftAdapter(makeAdapter(['q_proj', 'v_proj']));
+    const inline = parsePeftAdapter(adapterConfig, weights, BASE);
+    // inlineBytes 0: even this small adapter goes through the thread; the caller's bytes stay usable (copied).
+    const threaded = await parsePeftAdapterOffThread(adapterConfig, weights, BASE, { inlineBytes: 0 });
+    expect(threaded).toEqual(inline);
+    expect(parseSafetensors(weights).tensors.size).toBe(8);
+
+    const nan = editWeights(weights, (t) => {
+      const key = peftWeightKey(1, 'v_proj', 'B');
+      const data = new Float32Array(t[key]!.data.slice().buffer);
+      data[3] = Number.NaN;
+      t[key] = { ...t[key]!, data: new Uint8Array(data.buffer) };
+    });
+    const inlineErr = catchErr(() => parsePeftAdapter(adapterConfig, nan, BASE));
+    const threadErr = await parsePeftAdapterOffThread(adapterConfig, nan, BASE, { inlineBytes: 0 }).catch(
+      (e: Error) => e,
+    );
+    expect(threadErr).toBeInstanceOf(AdapterWeightsError);
+    expect((threadErr as Error).message).toBe(inlineErr.message);
+    const badConfig = await parsePeftAdapterOffThread({ ...adapterConfig, r: 0 }, weights, BASE, {
+      inlineBytes: 0,
+    }).catch((e: Error) => e);
+    expect(badConfig).toBeInstanceOf(AdapterConfigError);
   });
 });
