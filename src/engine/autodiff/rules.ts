@@ -410,4 +410,15 @@ export const GRAD_RULES: Record<OpKind, GradRule> = {
   groupQueryAttention: () => {
     throw new Error('groupQueryAttention is inference-only: training graphs use the plain attention ops');
   },
+  rotaryEmbedding: () => {
+    throw new Error('rotaryEmbedding is inference-only: training graphs use the rope composite');
+  },
+  simplifiedLayerNorm: () => {
+    throw new Error('simplifiedLayerNorm is inference-only: training graphs use the rmsNorm composite');
+  },
+  skipSimplifiedLayerNorm: () => {
+    throw new Error(
+      'skipSimplifiedLayerNorm is inference-only: training graphs use add + the rmsNorm composite',
+    );
+  },
 };

@@ -305,4 +305,38 @@ export const SHAPE_RULES: Record<OpKind, ShapeRule> = {
       { dtype: pastValue.dtype, shape: [...pastValue.shape] },
     ];
   },
+  rotaryEmbedding: (xs, attrs) => {
+    check(xs.length === 4, () => `rotaryEmbedding takes 4 inputs, got ${xs.length}`);
+    const [x, pos, cos, sin] = xs as [Value, Value, Value, Value];
+    check(x.shape.length === 3, () => `rotaryEmbedding: x must be (B, S, N·D), got [${x.shape.join(',')}]`);
+    check(
+      pos.dtype === 'int64' && pos.shape.length === 2,
+      () => 'rotaryEmbedding: positionIds is (B, S) int64',
+    );
+    check(
+      cos.shape.length === 2 && sin.shape.length === 2 && cos.shape[1] === sin.shape[1],
+      () => 'rotaryEmbedding: cos/sin caches are (P, D/2)',
+    );
+    const half = cos.shape[1];
+    const width = x.shape[2];
+    const heads = attrNum(attrs, 'numHeads');
+    check(
+      typeof half !== 'number' || typeof width !== 'number' || width === heads * 2 * half,
+      () => `rotaryEmbedding: width ${String(width)} != numHeads ${heads} · 2 · ${String(half)}`,
+    );
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
+  },
+  simplifiedLayerNorm: (xs) => {
+    check(xs.length === 2, () => `simplifiedLayerNorm takes 2 inputs, got ${xs.length}`);
+    return [{ dtype: xs[0]!.dtype, shape: [...xs[0]!.shape] }];
+  },
+  skipSimplifiedLayerNorm: (xs) => {
+    check(xs.length === 3, () => `skipSimplifiedLayerNorm takes 3 inputs, got ${xs.length}`);
+    const shape = broadcastShapes(xs[0]!.shape, xs[1]!.shape);
+    check(shape.length === xs[0]!.shape.length, () => "skipSimplifiedLayerNorm: skip has x's rank");
+    return [
+      { dtype: xs[0]!.dtype, shape },
+      { dtype: xs[0]!.dtype, shape: [...shape] },
+    ];
+  },
 };

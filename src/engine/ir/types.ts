@@ -44,6 +44,15 @@ export type Attrs = Readonly<Record<string, AttrValue>>;
  *   → [out (B, S, H·D), presentKey, presentValue (B, KVH, CAP, D)]: NOTE(fused) com.microsoft's attention over
  *   a per-row cache — row b's S new tokens sit at [seqlensK[b] + 1 − S, seqlensK[b] + 1), attend causally to
  *   that row's own prefix only, and are written into present (which shares past's buffer). Inference only.
+ * - rotaryEmbedding (x (B, S, N·D), positionIds (B, S) int64, cosCache (P, D/2), sinCache (P, D/2)) {numHeads}
+ *   → (B, S, N·D): NOTE(fused) com.microsoft.RotaryEmbedding, non-interleaved (HF rotate_half): for each
+ *   head, i < D/2: y[i] = x[i]·cos[p, i] − x[i + D/2]·sin[p, i], y[i + D/2] = x[i + D/2]·cos[p, i] +
+ *   x[i]·sin[p, i], p = positionIds[b, s]. Inference only.
+ * - simplifiedLayerNorm (x (…, C), w (C)) {epsilon} → (…, C): NOTE(fused) RMSNorm, the ONNX-domain
+ *   SimplifiedLayerNormalization kernel: x / sqrt(mean(x², -1) + eps) · w. Inference only.
+ * - skipSimplifiedLayerNorm (x (…, C), skip (…, C), w (C)) {epsilon} → [y, sum]: NOTE(fused)
+ *   com.microsoft.SkipSimplifiedLayerNormalization: sum = x + skip (the residual stream), y = rmsNorm(sum)·w.
+ *   Inference only.
  */
 export const OP_KINDS = [
   'identity',
@@ -94,6 +103,9 @@ export const OP_KINDS = [
   'matMulBnb4',
   'matMulNBits',
   'groupQueryAttention',
+  'rotaryEmbedding',
+  'simplifiedLayerNorm',
+  'skipSimplifiedLayerNorm',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 

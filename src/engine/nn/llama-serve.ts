@@ -28,12 +28,42 @@ export interface ServeGraphOptions {
   lora?: 'none' | 'stacked';
   /** Modules that take a stacked LoRA term; default all seven. */
   loraModules?: readonly LinearModule[];
+  /**
+   * Default true: the per-layer glue runs on onnxruntime's fused kernels — RotaryEmbedding over one cos/sin
+   * cache (indexed by position_ids, shared by every layer), SkipSimplifiedLayerNormalization (residual add +
+   * RMSNorm in one pass) and SimplifiedLayerNormalization. false: the composites the training graph uses
+   * (rope tables + rotate_half, add, rmsNorm); kept so bench/serve-step.ts can build both in one run.
+   */
+  fused?: boolean;
+  /** Rows of the fused path's cos/sin cache = the positions a call may use; default the model's context. */
+  maxPositions?: number;
   name?: string;
 }
 
 /** GroupQueryAttention's CPU kernel needs head_size % 8 == 0. */
 export function supportsServeGraph(config: ModelConfig): boolean {
   return config.headDim % 8 === 0;
+}
+
+/**
+ * RotaryEmbedding's caches: cos/sin (P, D/2) of angle = p · invFreq[i], computed in fp32 exactly as the
+ * composite's ropeTables does in the graph (fp32 position × fp32 inverse frequency, then cos/sin).
+ */
+export function ropeCache(
+  invFreq: Float32Array,
+  positions: number,
+): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreq.length;
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(Math.fround(p) * invFreq[i]!);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
 }
 
 export function buildServeGraph(
@@ -43,6 +73,8 @@ export function buildServeGraph(
 ): Graph {
   const g = new Graph(options.name ?? 'llama-serve');
   const { numLayers: L, hiddenSize: C, vocabSize: V, numHeads: H, numKvHeads: KVH, headDim: D } = config;
+  const eps = config.rmsNormEps;
+  const fused = options.fused ?? true;
   const inputIds = g.input('input_ids', 'int64', ['B', 'S']);
   const positionIds = g.input('position_ids', 'int64', ['B', 'S']);
   const seqlensK = g.input('seqlens_k', 'int32', ['B']);
@@ -76,21 +108,51 @@ export function buildServeGraph(
   const proj = (lw: LayerWeights, l: number, m: LinearModule, x: Value) =>
     linear(g, x, lw.linear[m], linearShape(config, m), `l${l}.${m}`, lw.bias[m], loraFor(l, m));
 
-  const tables = ropeTables(g, positionIds, Float32Array.from(ropeInvFreq(config)));
-  /** (B, S, 1, D): broadcast over heads of (B, S, heads, D) */
-  const cos = g.unsqueeze(tables.cos, [2]);
-  const sin = g.unsqueeze(tables.sin, [2]);
-  const roped = (x: Value, heads: number) =>
-    g.reshape(rope(g, g.reshape(x, [0, 0, heads, D]), cos, sin, D), [0, 0, heads * D]);
-
   const f32 = (name: string, data: Float32Array, shape: number[]) =>
     g.initializer(name, { dtype: 'float32', shape, data });
+
+  const invFreq = Float32Array.from(ropeInvFreq(config));
+  /** x (B, S, heads·D) → roped, same shape. */
+  let roped: (x: Value, heads: number) => Value;
+  /** RMSNorm of the residual stream h (…, C). */
+  let norm: (h: Value, w: Value) => Value;
+  /** The residual add h + delta and the RMSNorm of the sum: [normed, sum]. */
+  let addNorm: (h: Value, delta: Value, w: Value) => [Value, Value];
+  if (fused) {
+    // NOTE(fused): one cos/sin cache for all layers, indexed by position_ids inside the kernel: no per-call
+    // Cast/Mul/Concat/Cos/Sin, and no Reshape/Slice/Neg/Concat per rope (docs/PERFORMANCE.md, serve-step).
+    const cache = ropeCache(invFreq, options.maxPositions ?? config.maxPositionEmbeddings);
+    const P = cache.cos.length / invFreq.length;
+    const cosCache = f32('rope.cos', cache.cos, [P, invFreq.length]);
+    const sinCache = f32('rope.sin', cache.sin, [P, invFreq.length]);
+    roped = (x, heads) => g.op1('rotaryEmbedding', [x, positionIds, cosCache, sinCache], { numHeads: heads });
+    norm = (h, w) => g.op1('simplifiedLayerNorm', [h, w], { epsilon: eps });
+    addNorm = (h, delta, w) => {
+      const [y, sum] = g.op('skipSimplifiedLayerNorm', [h, delta, w], { epsilon: eps });
+      return [y!, sum!];
+    };
+  } else {
+    const tables = ropeTables(g, positionIds, invFreq);
+    /** (B, S, 1, D): broadcast over heads of (B, S, heads, D) */
+    const cos = g.unsqueeze(tables.cos, [2]);
+    const sin = g.unsqueeze(tables.sin, [2]);
+    roped = (x, heads) => g.reshape(rope(g, g.reshape(x, [0, 0, heads, D]), cos, sin, D), [0, 0, heads * D]);
+    norm = (h, w) => rmsNorm(g, h, w, eps);
+    addNorm = (h, delta, w) => {
+      const sum = g.add(h, delta);
+      return [rmsNorm(g, sum, w, eps), sum];
+    };
+  }
+
   const embed = f32('embed_tokens', weights.embed, [V, C]);
-  /** (B, S, C) */
+  /** (B, S, C): the residual stream */
   let h = g.gather(embed, inputIds, 0);
+  /** (B, S, C): the normed input of layer l */
+  let x = norm(h, f32('l0.input_norm', weights.layers[0]!.inputNorm, [C]));
+  /** (B, C): the normed last column of each row */
+  let normed: Value | undefined;
   for (let l = 0; l < L; l++) {
     const lw = weights.layers[l]!;
-    const x = rmsNorm(g, h, f32(`l${l}.input_norm`, lw.inputNorm, [C]), config.rmsNormEps);
     const pastKey = g.input(`past.${l}.key`, 'float32', ['B', KVH, 'CAP', D]);
     const pastValue = g.input(`past.${l}.value`, 'float32', ['B', KVH, 'CAP', D]);
     /** (B, S, KVH·D): this call's roped keys and values, which the caller writes into its pool. */
@@ -111,18 +173,26 @@ export function buildServeGraph(
     // than the whole step; unfetched, the kernel copies only each row's valid prefix into its scratch present.
     g.output(newKey, `new.${l}.key`);
     g.output(newValue, `new.${l}.value`);
-    h = g.add(h, proj(lw, l, 'o_proj', attn));
-    const y = rmsNorm(g, h, f32(`l${l}.post_norm`, lw.postNorm, [C]), config.rmsNormEps);
-    h = g.add(
-      h,
-      proj(lw, l, 'down_proj', g.mul(silu(g, proj(lw, l, 'gate_proj', y)), proj(lw, l, 'up_proj', y))),
+    const [y, hAttn] = addNorm(h, proj(lw, l, 'o_proj', attn), f32(`l${l}.post_norm`, lw.postNorm, [C]));
+    const mlp = proj(
+      lw,
+      l,
+      'down_proj',
+      g.mul(silu(g, proj(lw, l, 'gate_proj', y)), proj(lw, l, 'up_proj', y)),
     );
+    if (l + 1 < L) {
+      [x, h] = addNorm(hAttn, mlp, f32(`l${l + 1}.input_norm`, weights.layers[l + 1]!.inputNorm, [C]));
+    } else {
+      // Only the wanted column of each row goes through the last residual add, the final norm and the head.
+      /** (B, C) */
+      const pick = (v: Value) => g.gather(g.reshape(v, [-1, C]), lastIndex, 0);
+      const finalNorm = f32('final_norm', weights.finalNorm, [C]);
+      normed = fused
+        ? addNorm(pick(hAttn), pick(mlp), finalNorm)[0]
+        : norm(pick(g.add(hAttn, mlp)), finalNorm);
+    }
   }
-  // Only the wanted column of each row goes through the final norm and the head.
-  /** (B, C) */
-  const last = g.gather(g.reshape(h, [-1, C]), lastIndex, 0);
-  const normed = rmsNorm(g, last, f32('final_norm', weights.finalNorm, [C]), config.rmsNormEps);
   const head = weights.lmHead ? f32('lm_head', weights.lmHead, [V, C]) : embed;
-  g.output(g.matMul(normed, g.transpose(head, [1, 0])), 'logits');
+  g.output(g.matMul(normed!, g.transpose(head, [1, 0])), 'logits');
   return g;
 }

@@ -39,6 +39,7 @@ export function tensorProto(name: string, t: HostTensor): ITensorProto {
 
 const AT = onnx.AttributeProto.AttributeType;
 const int = (name: string, i: number): IAttributeProto => ({ name, type: AT.INT, i });
+const float = (name: string, f: number): IAttributeProto => ({ name, type: AT.FLOAT, f });
 const ints = (name: string, xs: readonly number[]): IAttributeProto => ({
   name,
   type: AT.INTS,
@@ -228,6 +229,35 @@ const ONNX_EMITTERS: Record<OpKind, Emitter> = {
       [],
       MS_DOMAIN,
     ),
+  rotaryEmbedding: (n, ctx) =>
+    nodeProto(
+      n,
+      ctx,
+      'RotaryEmbedding',
+      [int('interleaved', 0), int('num_heads', a(n.attrs, 'numHeads'))],
+      [],
+      MS_DOMAIN,
+    ),
+  // SimplifiedLayerNormalization is an onnxruntime contrib kernel registered in the ONNX domain (it is what ORT
+  // fuses the rmsNorm composite into); stash_type 1 keeps the statistics in fp32.
+  simplifiedLayerNorm: (n, ctx) =>
+    nodeProto(n, ctx, 'SimplifiedLayerNormalization', [
+      int('axis', -1),
+      float('epsilon', a(n.attrs, 'epsilon')),
+      int('stash_type', 1),
+    ]),
+  // Outputs: output, mean, inv_std_var, input_skip_bias_sum; the two statistics are not wanted ('' = absent).
+  skipSimplifiedLayerNorm: (n, ctx) => ({
+    ...nodeProto(
+      n,
+      ctx,
+      'SkipSimplifiedLayerNormalization',
+      [float('epsilon', a(n.attrs, 'epsilon'))],
+      [],
+      MS_DOMAIN,
+    ),
+    output: [ctx.name(n.outputs[0]!), '', '', ctx.name(n.outputs[1]!)],
+  }),
 };
 
 const SIMPLE_DIM = /^[A-Za-z_][A-Za-z0-9_]*$/;
