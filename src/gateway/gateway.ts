@@ -35,6 +35,9 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   maxQueued: 256,
   autoMergeAfterSteps: 32,
   maxMergedSessions: 1,
+  maxWorkerDeathsPerRow: 2,
+  maxWorkerRestarts: 3,
+  workerRestartBackoffMs: 250,
   adapterCacheBytes: 256 * 1024 * 1024,
 };
 

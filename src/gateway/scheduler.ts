@@ -5,7 +5,9 @@
  * chunks of at most `prefillTokens` tokens, then runs one decode step for every running row — grouped by the
  * session its rows need (base, stacked side-load, or one adapter's merged weights) with each group's KV
  * slots made contiguous first. A row that finishes frees its slots at once. A failing call fails only its
- * own rows. Not policy (who may, quotas: src/services/generation.ts); not the graph call (batch-step.ts).
+ * own rows; when the model's session worker dies, the running rows (whose KV cache died with it) are resumed
+ * on a fresh worker by prefilling their prompt and generated tokens again, within worker-restarts.ts's bounds.
+ * Not policy (who may, quotas: src/services/generation.ts); not the graph call (batch-step.ts).
  */
 import type { Logger } from 'pino';
 import type { LoraAdapter } from '../engine/formats/peft.js';
@@ -19,8 +21,14 @@ import { planAdmission, type WaitingRequest } from './admission.js';
 import { AutoMergePolicy, type PolicyEvent } from './auto-policy.js';
 import { Sequence, type SequenceSpec } from './sequence.js';
 import { SlotTable } from './slot-table.js';
+import {
+  SessionWorkerUnavailableError,
+  SessionWorkerDeathsError,
+  WorkerRestarts,
+  type WorkerRestartOptions,
+} from './worker-restarts.js';
 
-export interface SchedulerOptions {
+export interface SchedulerOptions extends WorkerRestartOptions {
   /** Bytes of KV cache for the pool (rows × layers × 2 × KVH × capacity × D × 4). */
   kvCacheBytes: number;
   /** Most rows in the running batch. */
@@ -46,6 +54,10 @@ export interface SchedulerStats {
   steps: number;
   decodeTokens: number;
   prefillTokens: number;
+  /** Session workers of this model that died, rows resumed after one, and the tokens they prefilled again. */
+  workerDeaths: number;
+  resumedRows: number;
+  recomputedTokens: number;
   kvSlots: number;
   kvSlotsFree: number;
   kvBytes: number;
@@ -75,14 +87,27 @@ export class ModelScheduler {
   readonly columns: LoraColumns;
   readonly slots: SlotTable;
   readonly policy: AutoMergePolicy;
+  private readonly restarts: WorkerRestarts;
+  /** Deaths of the model's session workers already handled (ServingModel counts them as they happen). */
+  private deathsSeen: number;
   private readonly waiting = new Map<string, Sequence[]>();
   private readonly running: Sequence[] = [];
   private readonly merged = new Map<string, MergedEntry>();
+  /** Merged builds that failed since the last step (their running MERGED rows fail in the loop). */
+  private readonly mergedFailures = new Map<string, unknown>();
   private lastServed: string | null = null;
   private looping = false;
   private idle: Promise<void> = Promise.resolve();
   private closed = false;
-  private readonly counters = { steps: 0, decodeTokens: 0, prefillTokens: 0, switches: 0 };
+  private readonly counters = {
+    steps: 0,
+    decodeTokens: 0,
+    prefillTokens: 0,
+    switches: 0,
+    workerDeaths: 0,
+    resumedRows: 0,
+    recomputedTokens: 0,
+  };
   private stepWaiters: { at: number; resolve: () => void }[] = [];
 
   constructor(
@@ -99,6 +124,8 @@ export class ModelScheduler {
     this.columns = new LoraColumns(config);
     this.slots = new SlotTable(this.columns, options.adapterSlots);
     this.policy = new AutoMergePolicy(options.autoMergeAfterSteps);
+    this.restarts = new WorkerRestarts(options);
+    this.deathsSeen = model.workerDeaths;
   }
 
   /** Longest prompt + maxTokens a row may have. */
@@ -202,12 +229,16 @@ export class ModelScheduler {
   /** One iteration; false when nothing could run. */
   async step(): Promise<boolean> {
     this.reap();
+    this.recover([]); // a worker that died between steps
+    if (this.restarts.waitMs(Date.now()) > 0) return false;
     this.admit();
+    this.rebuildMerged();
     const calls = [...this.prefillCalls(), ...this.decodeCalls()];
     if (calls.length === 0) return false;
     this.fitStride();
     this.arrange(calls);
-    for (const call of calls) await this.run(call);
+    // A call whose worker died has reset every running row (recover): the step's other calls are moot.
+    for (const call of calls) if (!(await this.run(call))) break;
     this.counters.steps++;
     this.wakeStepWaiters(false);
     const decodeRows = this.running.filter((s) => s.state === 'decode');
@@ -298,6 +329,11 @@ export class ModelScheduler {
     if (want > this.pool.stride || want * 4 <= this.pool.stride) this.pool.restride(want);
   }
 
+  /** A MERGED row waits while its merged session is (re)built, e.g. after a worker death. */
+  private parked(s: Sequence): boolean {
+    return s.spec.mode === 'MERGED' && s.versionId !== null && this.merged.get(s.versionId)?.ready == null;
+  }
+
   /** The session group a row runs in this step. */
   private keyOf(s: Sequence): string {
     const v = s.versionId;
@@ -311,19 +347,19 @@ export class ModelScheduler {
     const fresh = new Map<string, Call>();
     const calls: Call[] = [];
     for (const s of this.running) {
-      if (s.state !== 'prefill' || budget <= 0) continue;
+      if (s.state !== 'prefill' || budget <= 0 || this.parked(s)) continue;
       const key = this.keyOf(s);
-      const left = s.promptLeft;
+      const left = s.prefillLeft;
       if (s.fed === 0 && left <= budget) {
-        // New rows with empty caches share one right-padded call per session group.
+        // New (or resumed) rows with empty caches share one right-padded call per session group.
         let call = fresh.get(key);
         if (!call) fresh.set(key, (call = { key, rows: [], ids: [], prefill: true }));
         call.rows.push(s);
-        call.ids.push([...s.spec.promptIds]);
+        call.ids.push(s.prefillChunk());
         budget -= left;
       } else {
         const n = Math.min(left, budget);
-        calls.push({ key, rows: [s], ids: [s.spec.promptIds.slice(s.fed, s.fed + n)], prefill: true });
+        calls.push({ key, rows: [s], ids: [s.prefillChunk(n)], prefill: true });
         budget -= n;
       }
     }
@@ -333,7 +369,7 @@ export class ModelScheduler {
   private decodeCalls(): Call[] {
     const groups = new Map<string, Call>();
     for (const s of this.running) {
-      if (s.state !== 'decode') continue;
+      if (s.state !== 'decode' || this.parked(s)) continue;
       const key = this.keyOf(s);
       let call = groups.get(key);
       if (!call) groups.set(key, (call = { key, rows: [], ids: [], prefill: false }));
@@ -391,12 +427,15 @@ export class ModelScheduler {
     return this.model.session(call.rows.some((s) => s.loraSlot > 0) ? 'stacked' : 'base');
   }
 
-  private async run(call: Call): Promise<void> {
+  /** Runs one call and takes its tokens; false when the model's session worker died (rows reset). */
+  private async run(call: Call): Promise<boolean> {
     const rows = call.rows.filter((s) => s.state !== 'finished');
-    if (rows.length !== call.rows.length) return; // a row failed earlier this step; it runs next step
+    if (rows.length !== call.rows.length) return true; // a row failed earlier this step; it runs next step
     let logits: Float32Array;
+    let sent = false;
     try {
       const session = await this.sessionFor(call);
+      sent = true;
       const stepRows: StepRow[] = rows.map((s, i) => ({ ids: call.ids[i]!, loraSlot: s.loraSlot }));
       logits = await runBatchStep({
         session,
@@ -407,33 +446,104 @@ export class ModelScheduler {
         columns: session.inputNames.includes('lora_slot') ? this.columns : undefined,
       });
     } catch (err) {
-      const died = err instanceof SessionWorkerDiedError;
+      if (err instanceof SessionWorkerDiedError) {
+        // The rows whose step was in flight lost it with the worker, whether or not they held a cache there.
+        this.recover(sent ? rows : [], err);
+        return false;
+      }
       this.logger.error(
         { err, rows: rows.length, key: call.key },
-        died
-          ? "the model's session worker died; failing every running row (their KV cache is gone)"
-          : 'a generation step failed; failing its rows',
+        'a generation step failed; failing its rows',
       );
       const failure = new DeltagateError('INTERNAL_SERVER_ERROR', 'generation failed in the model step', {
         cause: err,
       });
-      for (const s of died ? [...this.running] : rows) this.retire(s, failure);
-      if (died) this.dropDeadMerged();
-      return;
+      for (const s of rows) this.retire(s, failure);
+      return true;
     }
+    this.restarts.succeeded();
     const V = this.model.model.config.vocabSize;
     const merged = call.key !== SHARED;
     rows.forEach((s, b) => {
       const n = call.ids[b]!.length;
       if (call.prefill) {
-        s.fed += n;
-        this.counters.prefillTokens += n;
-        if (s.promptLeft > 0) return;
+        const fed = s.feed(n);
+        this.counters.prefillTokens += fed.prompt;
+        this.counters.recomputedTokens += fed.recomputed;
+        if (s.prefillLeft > 0) return;
         s.state = 'decode';
+        // A resumed row's first token is the one its lost decode step would have given.
+        if (s.tokens.length > 0) this.counters.decodeTokens++;
       } else this.counters.decodeTokens++;
       if (merged) s.servedMerged = true;
       if (s.accept(logits.subarray(b * V, (b + 1) * V))) this.retire(s);
     });
+    return true;
+  }
+
+  /**
+   * Handles the deaths of the model's session worker not handled yet (ServingModel counts them as they
+   * happen): the KV cache died with the worker, so every running row is resumed — prefilled again on a fresh
+   * worker — unless it has lost its cache too often; after too many deaths with no step between them, every
+   * row waiting on the model fails. `inFlight`: rows whose step the worker was running; `err`: the error a
+   * call got (without a counted death, the model was closed under the loop: its rows fail as before).
+   */
+  private recover(inFlight: readonly Sequence[], err?: SessionWorkerDiedError): void {
+    const deaths = this.model.workerDeaths - this.deathsSeen;
+    if (deaths === 0) {
+      if (err === undefined) return;
+      this.logger.error({ err }, 'the session worker is closed; failing the running rows');
+      const failure = new DeltagateError('INTERNAL_SERVER_ERROR', 'generation failed in the model step', {
+        cause: err,
+      });
+      for (const s of [...this.running]) this.retire(s, failure);
+      this.dropDeadMerged();
+      return;
+    }
+    this.deathsSeen += deaths;
+    this.counters.workerDeaths += deaths;
+    const cause = this.model.lastWorkerDeath ?? err;
+    this.dropDeadMerged();
+    if (this.restarts.died(deaths, Date.now()) === 'give-up') {
+      const failure = new SessionWorkerUnavailableError(this.options.maxWorkerRestarts, cause);
+      let waiting = 0;
+      for (const q of this.waiting.values()) {
+        for (const s of q) s.fail(failure);
+        waiting += q.length;
+      }
+      this.waiting.clear();
+      this.logger.error(
+        { err: cause, running: this.running.length, waiting, event: 'session-worker-unavailable' },
+        "the model's session worker keeps dying before it completes a step; failing the requests waiting for it",
+      );
+      for (const s of [...this.running]) this.retire(s, failure);
+      return;
+    }
+    const stepped = new Set(inFlight);
+    let resumed = 0;
+    let failed = 0;
+    for (const s of [...this.running]) {
+      if ((s.kvSlot >= 0 && this.pool.lengths[s.kvSlot]! > 0) || stepped.has(s)) s.workerDeaths++;
+      if (this.restarts.mayResume(s.workerDeaths)) {
+        s.resume();
+        resumed++;
+      } else {
+        this.retire(s, new SessionWorkerDeathsError(s.workerDeaths, cause));
+        failed++;
+      }
+    }
+    this.pool.dropData();
+    this.counters.resumedRows += resumed;
+    this.logger.warn(
+      {
+        err: cause,
+        resumed,
+        failed,
+        retryInMs: this.restarts.waitMs(Date.now()),
+        event: 'session-worker-died',
+      },
+      "the model's session worker died; its running rows resume on a fresh worker (their KV cache is recomputed)",
+    );
   }
 
   /** A row leaves the batch: its KV and LoRA slots are freed at once; the caller gets its result or error. */
@@ -473,6 +583,11 @@ export class ModelScheduler {
     this.merged.set(versionId, entry);
     entry.session.then(
       (session) => {
+        if ((session as { alive?: boolean }).alive === false) {
+          // Its worker died right after creating it: built again on demand (rebuildMerged, the policy).
+          if (this.merged.get(versionId) === entry) this.merged.delete(versionId);
+          return;
+        }
         entry.ready = session;
         this.logger.info(
           { versionId, ms: Math.round(performance.now() - t0), event: 'merged-built' },
@@ -481,7 +596,10 @@ export class ModelScheduler {
         this.evictMerged();
       },
       (err: unknown) => {
-        this.merged.delete(versionId);
+        if (this.merged.get(versionId) === entry) this.merged.delete(versionId);
+        // The worker died while building it: recover() counts the death, rebuildMerged() tries again.
+        if (err instanceof SessionWorkerDiedError) return;
+        this.mergedFailures.set(versionId, err);
         this.logger.error(
           { err, versionId },
           'could not build merged weights; the adapter stays side-loaded',
@@ -497,6 +615,23 @@ export class ModelScheduler {
           }
       },
     );
+  }
+
+  /** MERGED rows whose merged session died with a worker get it built again (AUTO rows: by the policy). */
+  private rebuildMerged(): void {
+    // Running MERGED rows waiting for a rebuild that failed fail with it (here, between steps).
+    for (const [versionId, err] of this.mergedFailures)
+      for (const s of this.running.filter((x) => x.versionId === versionId && x.spec.mode === 'MERGED'))
+        this.retire(
+          s,
+          new DeltagateError('INTERNAL_SERVER_ERROR', 'could not build the merged weights', { cause: err }),
+        );
+    this.mergedFailures.clear();
+    const rows = [...this.running];
+    for (const q of this.waiting.values()) rows.push(...q);
+    for (const s of rows)
+      if (s.spec.mode === 'MERGED' && s.spec.adapter && !this.merged.has(s.spec.adapter.versionId))
+        this.ensureMerged(s.spec.adapter.versionId, s.spec.adapter.adapter);
   }
 
   /** Merged sessions of a worker that died are gone: AUTO may build them again. */

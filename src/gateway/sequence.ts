@@ -2,7 +2,9 @@
  * One generation request inside the gateway: a state machine the scheduler alone advances
  * (waiting → prefill → decode → finished, or aborted from any state), with its sampler, UTF-8-safe text
  * stream, stop/EOS/length rules, KV-pool slot and LoRA slot, and the promise its caller awaits. Deltas go
- * to the caller's callback as tokens are accepted. The loop that drives it is scheduler.ts.
+ * to the caller's callback as tokens are accepted. A row whose KV cache died with its session worker is
+ * `resume`d: prefilled again with its prompt and the tokens it has generated, it continues with the same
+ * stream, sampler state, deadline and slots. The loop that drives it is scheduler.ts.
  */
 import type { LoraAdapter } from '../engine/formats/peft.js';
 import type { TextTokenizer } from '../engine/formats/tokenizer.js';
@@ -68,8 +70,10 @@ export class Sequence {
   kvSlot = -1;
   /** LoRA column slot (0 = none). */
   loraSlot = 0;
-  /** Prompt tokens already in the cache. */
+  /** Tokens of `prefillIds` already in the cache. */
   fed = 0;
+  /** Times its KV cache was lost with a session worker that died (the scheduler bounds it). */
+  workerDeaths = 0;
   /** The sampled token the next decode step feeds. */
   pending: number | null = null;
   readonly tokens: number[] = [];
@@ -81,6 +85,10 @@ export class Sequence {
   private readonly sampler: Sampler;
   private readonly stream: TextStream | null;
   private readonly eos: Set<number>;
+  /** What prefill feeds: the prompt, or after `resume` the prompt and the tokens generated so far. */
+  private prefillIds: readonly number[];
+  /** Prompt tokens ever fed (a resumed row's prefix is recomputation, not new prompt). */
+  private promptFed = 0;
   private settle!: { resolve: (r: SequenceResult) => void; reject: (e: unknown) => void };
 
   constructor(
@@ -92,6 +100,7 @@ export class Sequence {
     this.sampler = createSampler(spec);
     this.stream = tokenizer ? new TextStream((ids) => tokenizer.decode(ids), [...(spec.stop ?? [])]) : null;
     this.eos = new Set(eosIds);
+    this.prefillIds = spec.promptIds;
     this.result = new Promise<SequenceResult>((resolve, reject) => (this.settle = { resolve, reject }));
     // Callers may never await a request they abandoned; the rejection is theirs to see, not unhandled.
     this.result.catch(() => undefined);
@@ -101,8 +110,35 @@ export class Sequence {
     return this.spec.adapter?.versionId ?? null;
   }
 
-  get promptLeft(): number {
-    return this.spec.promptIds.length - this.fed;
+  /** Tokens prefill has still to feed. */
+  get prefillLeft(): number {
+    return this.prefillIds.length - this.fed;
+  }
+
+  /** The next `n` tokens prefill feeds (all that are left when `n` is omitted). */
+  prefillChunk(n = this.prefillLeft): number[] {
+    return this.prefillIds.slice(this.fed, this.fed + n);
+  }
+
+  /** `n` prefill tokens reached the cache; returns how many were new prompt and how many recomputed. */
+  feed(n: number): { prompt: number; recomputed: number } {
+    const end = Math.min(this.fed + n, this.spec.promptIds.length);
+    const prompt = Math.max(0, end - Math.max(this.fed, this.promptFed));
+    this.promptFed = Math.max(this.promptFed, end);
+    this.fed += n;
+    return { prompt, recomputed: n - prompt };
+  }
+
+  /**
+   * Its KV cache is gone (the session worker died): prefill again from the start with the prompt and every
+   * token generated so far, so the logits after them give the token the lost step would have. The stream,
+   * the sampler's state and the slots are kept: the output continues as if nothing happened.
+   */
+  resume(): void {
+    this.prefillIds = [...this.spec.promptIds, ...this.tokens];
+    this.fed = 0;
+    this.pending = null;
+    this.state = 'prefill';
   }
 
   /** Tokens of context this row needs at most. */

@@ -138,6 +138,16 @@ export class KvPool {
     }
   }
 
+  /**
+   * A remote pool whose worker died: its data is gone, so every used slot is emptied (kept allocated) and the
+   * journal dropped — the next worker builds its copy from `state()`, and the rows are prefilled again.
+   */
+  dropData(): void {
+    invariant(this.remote, 'dropData: only a remote pool loses its data with a worker');
+    this.lengths.fill(0);
+    this.journal = [];
+  }
+
   /** Rows holding tokens (their data would be lost with a remote pool's worker). */
   get holding(): number {
     let n = 0;

@@ -5,7 +5,8 @@
  * dequant(Q(W)) + s·B·A. Every one is prepared and serialized in a worker thread (merge-worker.ts), so a model
  * load or a merge never blocks the event loop, and then created and run in the model's session worker
  * (session-host.ts: one worker per served model, holding its sessions and its KV pool's data), so a step
- * never blocks it either. A worker that dies is replaced at the next call (sessions rebuilt). Which session a
+ * never blocks it either. A worker that dies is replaced at the next call (sessions rebuilt; its deaths are
+ * counted for the scheduler, which resumes the rows whose cache died with it). Which session a
  * row uses is the gateway's policy (src/gateway/).
  */
 import { existsSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { EngineSession } from '../engine/onnx/session.js';
 import { emitOnnx } from '../engine/onnx/emit.js';
 import type { StepSession } from './batch-step.js';
 import type { LoadedModel } from './model.js';
-import { SessionHost } from './session-host.js';
+import { SessionHost, type SessionWorkerDiedError } from './session-host.js';
 import { startModuleWorker } from '../shared/worker-module.js';
 
 export type ServeSessionKind = 'base' | 'stacked';
@@ -33,6 +34,8 @@ export interface ServingModelOptions {
    * thread: each step blocks the event loop — kept for comparison, bench/event-loop.ts).
    */
   sessionThread?: 'worker' | 'main';
+  /** Called with each session worker as it starts (tests; a hook for metrics). */
+  onSessionWorker?: (host: SessionHost) => void;
 }
 
 export class ServingModel {
@@ -42,10 +45,15 @@ export class ServingModel {
   private closed = false;
   /** Sessions run in a worker, and a scheduler's KV pool keeps its data there (KvPool `remote`). */
   readonly inWorker: boolean;
+  /** Session workers started so far. */
+  workerStarts = 0;
+  /** Session workers that died on their own (crash, kill, out of memory; not `close()`), and the last's error. */
+  workerDeaths = 0;
+  lastWorkerDeath: SessionWorkerDiedError | null = null;
 
   constructor(
     readonly model: LoadedModel,
-    options: ServingModelOptions = {},
+    private readonly options: ServingModelOptions = {},
   ) {
     this.inWorker = (options.sessionThread ?? 'worker') === 'worker';
   }
@@ -59,13 +67,20 @@ export class ServingModel {
     if (this.closed) throw new Error('the serving model is closed');
     if (this.current?.alive) return this.current;
     const host = new SessionHost();
-    // Its sessions die with it: the next request builds them again in a fresh worker.
+    this.workerStarts++;
+    // Its sessions die with it: the next request builds them again in a fresh worker. The scheduler reads
+    // `workerDeaths` to resume the rows whose KV cache died with it (src/gateway/scheduler.ts).
     host.onExit(() => {
+      if (host.crash && !this.closed) {
+        this.workerDeaths++;
+        this.lastWorkerDeath = host.crash;
+      }
       if (this.current !== host) return;
       this.current = null;
       this.sessions.clear();
     });
     this.current = host;
+    this.options.onSessionWorker?.(host);
     return host;
   }
 

@@ -88,6 +88,11 @@ export class SessionHost {
     return this.death === null && !this.closing;
   }
 
+  /** Why the worker died when it exited on its own (crash, kill, out of memory); null while alive or closed. */
+  get crash(): SessionWorkerDiedError | null {
+    return this.closing ? null : this.death;
+  }
+
   /** Runs `fn` once when the worker exits (crash, kill or close). */
   onExit(fn: () => void): void {
     if (this.death) fn();
