@@ -7,7 +7,7 @@ import { threadId } from 'node:worker_threads';
 import type { LoraAdapter } from '../../src/engine/formats/peft.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_GATEWAY_OPTIONS } from '../../src/gateway/gateway.js';
-import { ModelScheduler } from '../../src/gateway/scheduler.js';
+import { ModelScheduler, type SchedulerOptions } from '../../src/gateway/scheduler.js';
 import type { SequenceSpec } from '../../src/gateway/sequence.js';
 import type { RemoteStep } from '../../src/inference/batch-step.js';
 import { LoadedModel } from '../../src/inference/model.js';
@@ -23,7 +23,7 @@ const adapters: Record<string, LoraAdapter> = {
 };
 const open: { s: ModelScheduler; m: ServingModel }[] = [];
 
-function scheduler(serving: ServingModel): ModelScheduler {
+function scheduler(serving: ServingModel, over: Partial<SchedulerOptions> = {}): ModelScheduler {
   const s = new ModelScheduler(
     serving,
     {
@@ -32,6 +32,7 @@ function scheduler(serving: ServingModel): ModelScheduler {
       maxBatch: 8,
       maxSequence: 128,
       prefillTokens: 16,
+      ...over,
     },
     pino({ level: 'silent' }),
   );
@@ -135,6 +136,32 @@ describe('ModelScheduler on a session worker', () => {
     expect(stats.recomputedTokens).toBeGreaterThan(5 * 3);
   });
 
+  it('AUTO rows served merged when the worker dies side-load on the fresh one until the policy has the merged weights rebuilt', async () => {
+    const rows = [spec(1, 'v1', { maxTokens: 40 }), spec(2, 'v1', { maxTokens: 36, customerId: 'b' })];
+    const plain = scheduler(new ServingModel(LoadedModel.fromCheckpoint(ckpt, null)));
+    const reference = await Promise.all(rows.map((r) => plain.submit(r).result));
+
+    const serving = new ServingModel(LoadedModel.fromCheckpoint(ckpt, null));
+    const s = scheduler(serving, { autoMergeAfterSteps: 2 });
+    const killer = killDuringDecode(serving, 2);
+    const seqs = rows.map((r) => s.submit({ ...r, mode: 'AUTO' }));
+    while (s.stats().mergedFor === null) await s.waitForSteps(1);
+    killer.arm();
+    while (s.stats().workerDeaths === 0) await s.waitForSteps(1);
+    // The merged session died with the worker: AUTO side-loads, then merges again on a rebuilt session.
+    expect(s.stats().mergedFor).toBe(null);
+    while (s.stats().mergedFor === null && seqs.some((q) => q.state !== 'finished')) await s.waitForSteps(1);
+    const results = await Promise.all(seqs.map((q) => q.result));
+    // Merged and side-loaded weights give the same greedy tokens.
+    expect(results.map((r) => r.tokenIds)).toEqual(reference.map((r) => r.tokenIds));
+    expect(results.every((r) => r.servedMerged)).toBe(true);
+    expect({ kills: killer.kills, mergedBuilds: killer.mergedBuilds, merged: s.stats().mergedFor }).toEqual({
+      kills: 1,
+      mergedBuilds: 2,
+      merged: 'v1',
+    });
+  });
+
   it('a row that loses its cache to as many worker deaths as the bound fails with a clear error; rows that joined later resume', async () => {
     const longRow = spec(1, 'v1', { maxTokens: 60 });
     const joiner = spec(2, 'v2', { maxTokens: 40, customerId: 'b' });
@@ -217,10 +244,13 @@ describe('ModelScheduler on a session worker', () => {
  * Kills the model's session worker right after it was sent a decode step of at least `minRows` rows (a crash
  * with a step in flight), once per `arm()`.
  */
-function killDuringDecode(serving: ServingModel, minRows = 3): { arm: () => void; kills: number } {
+function killDuringDecode(
+  serving: ServingModel,
+  minRows = 3,
+): { arm: () => void; kills: number; mergedBuilds: number } {
   const real = serving.session.bind(serving);
   const realMerged = serving.mergedSession.bind(serving);
-  const state = { armed: false, kills: 0, arm: () => void (state.armed = true) };
+  const state = { armed: false, kills: 0, mergedBuilds: 0, arm: () => void (state.armed = true) };
   const wrap = (session: ServeSession): ServeSession =>
     ({
       inputNames: session.inputNames,
@@ -240,6 +270,9 @@ function killDuringDecode(serving: ServingModel, minRows = 3): { arm: () => void
       },
     }) as ServeSession;
   serving.session = async (kind) => wrap(await real(kind));
-  serving.mergedSession = async (adapter) => wrap(await realMerged(adapter));
+  serving.mergedSession = async (adapter) => {
+    state.mergedBuilds++;
+    return wrap(await realMerged(adapter));
+  };
   return state;
 }
