@@ -10,7 +10,6 @@
  * Not policy (who may, quotas: src/services/generation.ts); not the graph call (batch-step.ts).
  */
 import type { Logger } from 'pino';
-import type { LoraAdapter } from '../engine/formats/peft.js';
 import { runBatchStep, type StepRow } from '../inference/batch-step.js';
 import { KvPool } from '../inference/kv-pool.js';
 import { LoraColumns } from '../inference/lora-columns.js';
@@ -19,6 +18,7 @@ import type { ServeSession, ServingModel } from '../inference/serving-model.js';
 import { DeltagateError, RateLimitedError } from '../shared/errors.js';
 import { planAdmission, type WaitingRequest } from './admission.js';
 import { AutoMergePolicy, type PolicyEvent } from './auto-policy.js';
+import { MergedSessions } from './merged-sessions.js';
 import { Sequence, type SequenceSpec } from './sequence.js';
 import { SlotTable } from './slot-table.js';
 import {
@@ -74,12 +74,6 @@ interface Call {
   prefill: boolean;
 }
 
-interface MergedEntry {
-  session: Promise<ServeSession>;
-  ready: ServeSession | null;
-  lastUsed: number;
-}
-
 const SHARED = 'shared';
 
 export class ModelScheduler {
@@ -92,7 +86,7 @@ export class ModelScheduler {
   private deathsSeen: number;
   private readonly waiting = new Map<string, Sequence[]>();
   private readonly running: Sequence[] = [];
-  private readonly merged = new Map<string, MergedEntry>();
+  private readonly merged: MergedSessions;
   /** Merged builds that failed since the last step (their running MERGED rows fail in the loop). */
   private readonly mergedFailures = new Map<string, unknown>();
   private lastServed: string | null = null;
@@ -125,6 +119,18 @@ export class ModelScheduler {
     this.slots = new SlotTable(this.columns, options.adapterSlots);
     this.policy = new AutoMergePolicy(options.autoMergeAfterSteps);
     this.restarts = new WorkerRestarts(options);
+    this.merged = new MergedSessions({
+      model,
+      max: options.maxMergedSessions,
+      logger,
+      inUse: () => {
+        const used = new Set<string>();
+        for (const s of this.running) if (this.keyOf(s) !== SHARED) used.add(s.versionId!);
+        if (this.policy.mergedFor !== null) used.add(this.policy.mergedFor);
+        return used;
+      },
+      onFailed: (versionId, err) => this.mergedFailed(versionId, err),
+    });
     this.deathsSeen = model.workerDeaths;
   }
 
@@ -158,7 +164,7 @@ export class ModelScheduler {
     mine.push(seq);
     this.waiting.set(spec.customerId, mine);
     if (spec.mode === 'MERGED' && spec.adapter)
-      this.ensureMerged(spec.adapter.versionId, spec.adapter.adapter);
+      this.merged.ensure(spec.adapter.versionId, spec.adapter.adapter);
     this.kick();
     return seq;
   }
@@ -186,8 +192,7 @@ export class ModelScheduler {
     this.waiting.clear();
     await this.idle;
     for (const s of [...this.running]) this.retire(s, err);
-    for (const m of this.merged.values()) void m.session.then((s) => s.release()).catch(() => undefined);
-    this.merged.clear();
+    this.merged.close();
   }
 
   /** Resolves after `n` more steps have run (or when the loop goes idle first). */
@@ -245,7 +250,7 @@ export class ModelScheduler {
     this.apply(
       this.policy.observe(
         decodeRows.map((s) => ({ versionId: s.versionId, mode: s.spec.mode })),
-        (v) => this.merged.get(v)?.ready != null,
+        (v) => this.merged.ready(v) !== null,
       ),
     );
     return true;
@@ -282,7 +287,7 @@ export class ModelScheduler {
             id: s.id,
             customerId: c,
             loraVersion: merged ? null : s.versionId,
-            ready: !merged || this.merged.get(s.versionId!)?.ready != null,
+            ready: !merged || this.merged.ready(s.versionId!) !== null,
           };
         }),
       );
@@ -331,14 +336,14 @@ export class ModelScheduler {
 
   /** A MERGED row waits while its merged session is (re)built, e.g. after a worker death. */
   private parked(s: Sequence): boolean {
-    return s.spec.mode === 'MERGED' && s.versionId !== null && this.merged.get(s.versionId)?.ready == null;
+    return s.spec.mode === 'MERGED' && s.versionId !== null && this.merged.ready(s.versionId) === null;
   }
 
   /** The session group a row runs in this step. */
   private keyOf(s: Sequence): string {
     const v = s.versionId;
     if (v !== null && (s.spec.mode === 'MERGED' || (s.spec.mode === 'AUTO' && this.policy.mergedFor === v)))
-      return this.merged.get(v)?.ready ? `merged:${v}` : SHARED;
+      return this.merged.ready(v) ? `merged:${v}` : SHARED;
     return SHARED;
   }
 
@@ -419,11 +424,7 @@ export class ModelScheduler {
   }
 
   private async sessionFor(call: Call): Promise<ServeSession> {
-    if (call.key.startsWith('merged:')) {
-      const m = this.merged.get(call.key.slice('merged:'.length))!;
-      m.lastUsed = performance.now();
-      return m.ready!;
-    }
+    if (call.key.startsWith('merged:')) return this.merged.use(call.key.slice('merged:'.length));
     return this.model.session(call.rows.some((s) => s.loraSlot > 0) ? 'stacked' : 'base');
   }
 
@@ -562,7 +563,7 @@ export class ModelScheduler {
     for (const e of events) {
       if (e.kind === 'build') {
         const s = this.running.find((r) => r.versionId === e.versionId);
-        if (s?.spec.adapter) this.ensureMerged(e.versionId, s.spec.adapter.adapter);
+        if (s?.spec.adapter) this.merged.ensure(e.versionId, s.spec.adapter.adapter);
       } else {
         this.counters.switches++;
         this.logger.info(
@@ -575,46 +576,19 @@ export class ModelScheduler {
     }
   }
 
-  /** Starts building `versionId`'s merged session (off the event loop) unless it exists or is being built. */
-  private ensureMerged(versionId: string, adapter: LoraAdapter): void {
-    if (this.merged.has(versionId)) return;
-    const t0 = performance.now();
-    const entry: MergedEntry = { session: this.model.mergedSession(adapter), ready: null, lastUsed: t0 };
-    this.merged.set(versionId, entry);
-    entry.session.then(
-      (session) => {
-        if ((session as { alive?: boolean }).alive === false) {
-          // Its worker died right after creating it: built again on demand (rebuildMerged, the policy).
-          if (this.merged.get(versionId) === entry) this.merged.delete(versionId);
-          return;
-        }
-        entry.ready = session;
-        this.logger.info(
-          { versionId, ms: Math.round(performance.now() - t0), event: 'merged-built' },
-          'merged weights ready',
+  /**
+   * A merged build failed: MERGED requests still queued for it fail now; running MERGED rows waiting for its
+   * rebuild (after a worker death) fail in the loop (rebuildMerged), which alone touches running rows.
+   */
+  private mergedFailed(versionId: string, err: unknown): void {
+    this.mergedFailures.set(versionId, err);
+    for (const q of this.waiting.values())
+      for (const s of q.filter((x) => x.versionId === versionId && x.spec.mode === 'MERGED')) {
+        q.splice(q.indexOf(s), 1);
+        s.fail(
+          new DeltagateError('INTERNAL_SERVER_ERROR', 'could not build the merged weights', { cause: err }),
         );
-        this.evictMerged();
-      },
-      (err: unknown) => {
-        if (this.merged.get(versionId) === entry) this.merged.delete(versionId);
-        // The worker died while building it: recover() counts the death, rebuildMerged() tries again.
-        if (err instanceof SessionWorkerDiedError) return;
-        this.mergedFailures.set(versionId, err);
-        this.logger.error(
-          { err, versionId },
-          'could not build merged weights; the adapter stays side-loaded',
-        );
-        for (const q of this.waiting.values())
-          for (const s of q.filter((x) => x.versionId === versionId && x.spec.mode === 'MERGED')) {
-            q.splice(q.indexOf(s), 1);
-            s.fail(
-              new DeltagateError('INTERNAL_SERVER_ERROR', 'could not build the merged weights', {
-                cause: err,
-              }),
-            );
-          }
-      },
-    );
+      }
   }
 
   /** MERGED rows whose merged session died with a worker get it built again (AUTO rows: by the policy). */
@@ -631,30 +605,11 @@ export class ModelScheduler {
     for (const q of this.waiting.values()) rows.push(...q);
     for (const s of rows)
       if (s.spec.mode === 'MERGED' && s.spec.adapter && !this.merged.has(s.spec.adapter.versionId))
-        this.ensureMerged(s.spec.adapter.versionId, s.spec.adapter.adapter);
+        this.merged.ensure(s.spec.adapter.versionId, s.spec.adapter.adapter);
   }
 
   /** Merged sessions of a worker that died are gone: AUTO may build them again. */
   private dropDeadMerged(): void {
-    for (const [v, m] of this.merged) {
-      if (!m.ready || (m.ready as { alive?: boolean }).alive !== false) continue;
-      this.merged.delete(v);
-      if (this.policy.mergedFor === v) this.policy.mergedFor = null;
-    }
-  }
-
-  private evictMerged(): void {
-    const inUse = new Set(this.running.map((s) => this.keyOf(s)));
-    const ready = [...this.merged.entries()].filter(
-      ([v, m]) => m.ready && !inUse.has(`merged:${v}`) && this.policy.mergedFor !== v,
-    );
-    ready.sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    let count = [...this.merged.values()].filter((m) => m.ready).length;
-    for (const [v, m] of ready) {
-      if (count <= this.options.maxMergedSessions) break;
-      this.merged.delete(v);
-      void m.ready!.release().catch(() => undefined);
-      count--;
-    }
+    for (const v of this.merged.dropDead()) if (this.policy.mergedFor === v) this.policy.mergedFor = null;
   }
 }
