@@ -1,7 +1,8 @@
 // The generation service below the API, on SQLite + the directory blob store with the real engine: adapter
 // references (name → production else latest, name@alias, name@vN, version id, null), merged = side-loaded =
 // the engine given the same PEFT files, SHA-256 refusal of a flipped byte, the LRU byte budget (full slot
-// table after each step), AUTO's choice, maxTokens limits, usage and quota, the request queue, streaming.
+// table after each step), AUTO's choice, maxTokens limits, usage and quota, the request queue, streaming, and
+// a session worker dying mid-generation (the request resumes; usage and observers count it once).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,6 +172,44 @@ describe('GenerationService', () => {
     const frugal = await s.apiKeys.authenticate(`Bearer ${c.secret}`);
     await gen.generate(frugal, { prompt: 'abcdefgh', maxTokens: 4 });
     expect(await codeOf(gen.generate(frugal, { prompt: 'again', maxTokens: 4 }))).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('a session worker that dies mid-generation: the request finishes with the text of a run without the crash, counted once', async () => {
+    const input = { adapter: 'facts@v1', prompt: 'Survive this', maxTokens: 24, mode: 'SIDELOAD' as const };
+    const whole = await gen.generate(alice, input);
+    expect(whole.tokenIds.length).toBeGreaterThan(6);
+    const { scheduler } = await gen.gateway.model(s.baseModels.require(BUILTIN_MODEL_ID));
+    const seen: { outcome: string; completionTokens: number }[] = [];
+    const unobserve = gen.observe((o) =>
+      seen.push({ outcome: o.outcome, completionTokens: o.completionTokens }),
+    );
+    const before = { usage: await s.repos.usage.get(aliceId), stats: scheduler.stats() };
+    const chunks: GenerationChunk[] = [];
+    const streamed = (async () => {
+      for await (const c of await gen.generateStream(alice, input)) chunks.push(c);
+    })();
+    await scheduler.waitForSteps(3);
+    void scheduler.model.host!.worker.terminate();
+    await streamed;
+    unobserve();
+    const after = { usage: await s.repos.usage.get(aliceId), stats: scheduler.stats() };
+    expect(chunks.map((c) => c.text).join('')).toBe(whole.text);
+    expect(chunks.at(-1)).toMatchObject({ finishReason: whole.finishReason, usage: whole.usage });
+    expect({
+      requests: after.usage.requests - before.usage.requests,
+      promptTokens: after.usage.promptTokens - before.usage.promptTokens,
+      completionTokens: after.usage.completionTokens - before.usage.completionTokens,
+      observed: seen,
+      workerDeaths: after.stats.workerDeaths - before.stats.workerDeaths,
+      resumedRows: after.stats.resumedRows - before.stats.resumedRows,
+    }).toEqual({
+      requests: 1,
+      promptTokens: whole.usage.promptTokens,
+      completionTokens: whole.usage.completionTokens,
+      observed: [{ outcome: 'ok', completionTokens: whole.usage.completionTokens }],
+      workerDeaths: 1,
+      resumedRows: 1,
+    });
   });
 
   it('streams deltas that add up to the generated text, the last chunk with the finishReason', async () => {
