@@ -23,9 +23,15 @@ describe('serving graph: fused kernels vs composites', () => {
       fused: buildServeGraph(config, w, { lora: 'stacked' }),
       composite: buildServeGraph(config, w, { lora: 'stacked', fused: false }),
     };
-    const kinds = (k: keyof typeof graphs) => new Set(graphs[k].nodes.map((n) => n.kind));
+    const count = (k: keyof typeof graphs, kind: string) =>
+      graphs[k].nodes.filter((n) => n.kind === kind).length;
     expect(graphs.fused.nodes.length).toBeLessThan(graphs.composite.nodes.length);
-    expect(['cos', 'sin', 'pow', 'sqrt', 'concat'].filter((k) => kinds('fused').has(k as never))).toEqual([]);
+    // The fused graph: one cos/sin table per call, no rotate_half or RMSNorm primitives per layer.
+    expect(['cos', 'sin', 'pow', 'sqrt', 'concat', 'neg'].map((k) => count('fused', k))).toEqual([
+      1, 1, 0, 0, 0, 0,
+    ]);
+    expect(count('fused', 'rotaryEmbedding')).toBe(2 * config.numLayers);
+    expect(count('fused', 'skipSimplifiedLayerNorm')).toBe(2 * config.numLayers);
     const adapters: LoraAdapter[] = [
       randomAdapter(config, 4, 31),
       randomAdapter(config, 2, 32, ['q_proj', 'k_proj']),

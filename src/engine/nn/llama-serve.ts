@@ -4,8 +4,9 @@
  * com.microsoft.GroupQueryAttention, which reads only each row's own valid prefix; the call's new K/V come
  * back as outputs and the caller appends them to the slabs. A call is either a decode step (S = 1 for every row) or a prefill chunk
  * (S new tokens per row after that row's cached prefix; right-padded when rows' chunks differ and their
- * caches are empty). Not the training/reference graph (llama.ts), not the pool bookkeeping
- * (src/inference/kv-pool.ts).
+ * caches are empty). The per-layer glue runs on onnxruntime's fused kernels (RotaryEmbedding,
+ * SkipSimplifiedLayerNormalization) unless `fused: false` asks for the composites the training graph uses. Not the
+ * training/reference graph (llama.ts), not the pool bookkeeping (src/inference/kv-pool.ts).
  *
  * Graph inputs: input_ids (B, S) int64 · position_ids (B, S) int64 · seqlens_k (B) int32 = row's cached
  *   length + S − 1 · total_sequence_length () int32 = max over rows of cached + S · last_index (B) int64 =
@@ -35,35 +36,12 @@ export interface ServeGraphOptions {
    * (rope tables + rotate_half, add, rmsNorm); kept so bench/serve-step.ts can build both in one run.
    */
   fused?: boolean;
-  /** Rows of the fused path's cos/sin cache = the positions a call may use; default the model's context. */
-  maxPositions?: number;
   name?: string;
 }
 
 /** GroupQueryAttention's CPU kernel needs head_size % 8 == 0. */
 export function supportsServeGraph(config: ModelConfig): boolean {
   return config.headDim % 8 === 0;
-}
-
-/**
- * RotaryEmbedding's caches: cos/sin (P, D/2) of angle = p · invFreq[i], computed in fp32 exactly as the
- * composite's ropeTables does in the graph (fp32 position × fp32 inverse frequency, then cos/sin).
- */
-export function ropeCache(
-  invFreq: Float32Array,
-  positions: number,
-): { cos: Float32Array; sin: Float32Array } {
-  const half = invFreq.length;
-  const cos = new Float32Array(positions * half);
-  const sin = new Float32Array(positions * half);
-  for (let p = 0; p < positions; p++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(Math.fround(p) * invFreq[i]!);
-      cos[p * half + i] = Math.cos(angle);
-      sin[p * half + i] = Math.sin(angle);
-    }
-  }
-  return { cos, sin };
 }
 
 export function buildServeGraph(
@@ -119,12 +97,20 @@ export function buildServeGraph(
   /** The residual add h + delta and the RMSNorm of the sum: [normed, sum]. */
   let addNorm: (h: Value, delta: Value, w: Value) => [Value, Value];
   if (fused) {
-    // NOTE(fused): one cos/sin cache for all layers, indexed by position_ids inside the kernel: no per-call
-    // Cast/Mul/Concat/Cos/Sin, and no Reshape/Slice/Neg/Concat per rope (docs/PERFORMANCE.md, serve-step).
-    const cache = ropeCache(invFreq, options.maxPositions ?? config.maxPositionEmbeddings);
-    const P = cache.cos.length / invFreq.length;
-    const cosCache = f32('rope.cos', cache.cos, [P, invFreq.length]);
-    const sinCache = f32('rope.sin', cache.sin, [P, invFreq.length]);
+    // NOTE(fused): RotaryEmbedding reads cos/sin rows by position_ids, so one (P, D/2) table serves every layer.
+    // It is computed per call for positions 0 … total_sequence_length − 1 (every position_ids entry is below it:
+    // batch-step.ts), the same fp32 angle·invFreq → cos/sin as the composite's ropeTables: a few µs, nothing
+    // stored per session, and no limit beyond the model's own context.
+    const half = invFreq.length;
+    /** (P, 1) */
+    const positions = g.unsqueeze(
+      g.cast(g.range(g.scalar(0, 'int64'), g.cast(total, 'int64'), g.scalar(1, 'int64')), 'float32'),
+      [1],
+    );
+    /** (P, D/2) */
+    const angles = g.mul(positions, g.constant(invFreq, [half]));
+    const cosCache = g.cos(angles);
+    const sinCache = g.sin(angles);
     roped = (x, heads) => g.op1('rotaryEmbedding', [x, positionIds, cosCache, sinCache], { numHeads: heads });
     norm = (h, w) => g.op1('simplifiedLayerNorm', [h, w], { epsilon: eps });
     addNorm = (h, delta, w) => {

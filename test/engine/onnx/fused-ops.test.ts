@@ -9,11 +9,25 @@ import type { Value } from '../../../src/engine/ir/types.js';
 import { rmsNorm, rope, ropeTables } from '../../../src/engine/ir/composites.js';
 import { GRAD_RULES } from '../../../src/engine/autodiff/rules.js';
 import { EngineSession } from '../../../src/engine/onnx/session.js';
-import { ropeCache } from '../../../src/engine/nn/llama-serve.js';
 import { expectClose } from '../../helpers/expect-close.js';
 import { randn, rng } from '../nn/fixtures.js';
 
 const f32 = (shape: number[], data: Float32Array) => ({ dtype: 'float32' as const, shape, data });
+
+/** cos/sin (P, D/2) of p · invFreq[i], as RotaryEmbedding's caches take them. */
+function ropeCache(invFreq: Float32Array, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreq.length;
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]!);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
 
 /** Plain loop: HF rotate_half RoPE of x (B, S, N·D) at positions (B, S), angles in float64. */
 function ropeLoop(x: Float32Array, pos: number[], n: number, d: number, invFreq: Float32Array): Float64Array {
