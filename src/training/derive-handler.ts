@@ -15,12 +15,7 @@ import type { Logger } from 'pino';
 import { ALL, inTransaction, tenant, type Repositories } from '../db/repositories/index.js';
 import type { Adapter } from '../db/repositories/adapters.js';
 import type { AdapterVersion } from '../db/repositories/adapter-versions.js';
-import {
-  TERMINAL_JOB_STATUSES,
-  type JobArtifact,
-  type TrainingJob,
-  type TrainingProgress,
-} from '../db/repositories/training-jobs.js';
+import type { JobArtifact, TrainingJob, TrainingProgress } from '../db/repositories/training-jobs.js';
 import { loadModelConfig } from '../engine/formats/checkpoint.js';
 import type { JobHandler } from '../queue/job-queue.js';
 import { JobCancelledError, UnrecoverableJobError } from '../queue/job-queue.js';
@@ -33,7 +28,12 @@ import { deriveSpecOf, exportSpecOf, type DeriveSpec, type ExportSpec } from './
 import { runInWorkerThread } from './derive-thread.js';
 import { putFileArtifact, putTarArtifact } from './export-artifact.js';
 import { errorMessage, isBadInput, publicJobError } from './job-errors.js';
-import { progressEventOf, type TrainingJobPayload, type TrainingProgressEvent } from './job-handler.js';
+import {
+  claimDelivery,
+  progressEventOf,
+  type TrainingJobPayload,
+  type TrainingProgressEvent,
+} from './job-handler.js';
 import { ProgressWriter } from './progress-writer.js';
 import { registerJobVersion } from './register-version.js';
 
@@ -292,22 +292,9 @@ export function createDerivedJobHandler(deps: DerivedJobHandlerDeps): JobHandler
   return async ({ payload, finalAttempt, signal, attempt }) => {
     const jobId = payload.jobId;
     const log = logger.child({ jobId, attempt });
-    const job = await repos.trainingJobs.findById(ALL, jobId);
-    if (job === null) {
-      log.warn('job not in SQL; nothing to run');
-      return;
-    }
-    if (TERMINAL_JOB_STATUSES.includes(job.status)) {
-      log.info({ status: job.status }, 'job already finished; duplicate delivery ignored');
-      return;
-    }
-    const running = await repos.trainingJobs.update(jobId, ['QUEUED', 'RUNNING'], {
-      status: 'RUNNING',
-      startedAt: job.startedAt ?? new Date().toISOString(),
-      incrementAttempts: true,
-    });
-    if (running === null) return; // cancelled between the read and the update
-    await publish(progressEventOf(running, attempt > 1 ? `resumed (attempt ${attempt})` : 'started'));
+    const running = await claimDelivery(repos, publish, jobId, attempt, log);
+    if (running === null) return;
+    const job = running;
 
     // Cancel arrives through the queue's signal (any process) or, as a fallback, through SQL: a progress
     // write that finds the job no longer RUNNING stops this run too. Either terminates the worker thread.

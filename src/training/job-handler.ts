@@ -62,6 +62,38 @@ export function progressEventOf(job: TrainingJob, message: string | null = null)
 }
 
 /**
+ * The start of every delivery of a job, training or derived: SQL is the truth — a job that is gone or already
+ * finished (a duplicate delivery) runs nothing; otherwise it moves to RUNNING (attempts + 1) and its
+ * subscribers hear "started" or "resumed (attempt N)". Returns the RUNNING row, or null when there is nothing
+ * to run (also when it was cancelled between the read and the update).
+ */
+export async function claimDelivery(
+  repos: Repositories,
+  publish: (event: TrainingProgressEvent) => Promise<void>,
+  jobId: string,
+  attempt: number,
+  log: Logger,
+): Promise<TrainingJob | null> {
+  const job = await repos.trainingJobs.findById(ALL, jobId);
+  if (job === null) {
+    log.warn('job not in SQL; nothing to run');
+    return null;
+  }
+  if (TERMINAL_JOB_STATUSES.includes(job.status)) {
+    log.info({ status: job.status }, 'job already finished; duplicate delivery ignored');
+    return null;
+  }
+  const running = await repos.trainingJobs.update(jobId, ['QUEUED', 'RUNNING'], {
+    status: 'RUNNING',
+    startedAt: job.startedAt ?? new Date().toISOString(),
+    incrementAttempts: true,
+  });
+  if (running === null) return null;
+  await publish(progressEventOf(running, attempt > 1 ? `resumed (attempt ${attempt})` : 'started'));
+  return running;
+}
+
+/**
  * The stored hyperparameters (GraphQL names, defaults filled by the service) → trainer options. Unknown or
  * out-of-range values are the trainer's TrainingOptionsError (BAD_USER_INPUT: no retry).
  */
@@ -155,22 +187,9 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
   return async ({ payload, attempt, finalAttempt, signal }) => {
     const jobId = payload.jobId;
     const log = logger.child({ jobId, attempt });
-    const job = await repos.trainingJobs.findById(ALL, jobId);
-    if (job === null) {
-      log.warn('training job not in SQL; nothing to run');
-      return;
-    }
-    if (TERMINAL_JOB_STATUSES.includes(job.status)) {
-      log.info({ status: job.status }, 'training job already finished; duplicate delivery ignored');
-      return;
-    }
-    const running = await repos.trainingJobs.update(jobId, ['QUEUED', 'RUNNING'], {
-      status: 'RUNNING',
-      startedAt: job.startedAt ?? new Date().toISOString(),
-      incrementAttempts: true,
-    });
-    if (running === null) return; // cancelled between the read and the update
-    await publish(progressEventOf(running, attempt > 1 ? `resumed (attempt ${attempt})` : 'started'));
+    const running = await claimDelivery(repos, publish, jobId, attempt, log);
+    if (running === null) return;
+    const job = running;
 
     // Cancel arrives through the queue's signal (any process) or, as a fallback, through SQL: a progress
     // write that finds the job no longer RUNNING stops this run too.
