@@ -292,9 +292,8 @@ export function createDerivedJobHandler(deps: DerivedJobHandlerDeps): JobHandler
   return async ({ payload, finalAttempt, signal, attempt }) => {
     const jobId = payload.jobId;
     const log = logger.child({ jobId, attempt });
-    const running = await claimDelivery(repos, publish, jobId, attempt, log);
-    if (running === null) return;
-    const job = running;
+    const job = await claimDelivery(repos, publish, jobId, attempt, log);
+    if (job === null) return;
 
     // Cancel arrives through the queue's signal (any process) or, as a fallback, through SQL: a progress
     // write that finds the job no longer RUNNING stops this run too. Either terminates the worker thread.
@@ -312,8 +311,8 @@ export function createDerivedJobHandler(deps: DerivedJobHandlerDeps): JobHandler
     let pending = 0;
     const started = performance.now();
     const run: Run = {
-      job: running,
-      attempts: running.attempts,
+      job,
+      attempts: job.attempts,
       log,
       abort,
       onProgress(done, total, what) {

@@ -7,7 +7,7 @@
  * subscription are src/services/training-runner.ts. Delivery is at least once (docs/QUEUE.md).
  */
 import type { Logger } from 'pino';
-import { ALL, type Repositories } from '../db/repositories/index.js';
+import { ALL, tenant, type Repositories } from '../db/repositories/index.js';
 import {
   TERMINAL_JOB_STATUSES,
   type TrainingJob,
@@ -187,17 +187,16 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
   return async ({ payload, attempt, finalAttempt, signal }) => {
     const jobId = payload.jobId;
     const log = logger.child({ jobId, attempt });
-    const running = await claimDelivery(repos, publish, jobId, attempt, log);
-    if (running === null) return;
-    const job = running;
+    const job = await claimDelivery(repos, publish, jobId, attempt, log);
+    if (job === null) return;
 
     // Cancel arrives through the queue's signal (any process) or, as a fallback, through SQL: a progress
     // write that finds the job no longer RUNNING stops this run too.
     const local = new AbortController();
     const abort = AbortSignal.any([signal, local.signal]);
     const store = new BlobCheckpointStore(blobs, checkpointPrefix(job.customerId, jobId), { logger: log });
-    let history = running.lossHistory;
-    let progress: TrainingProgress | null = running.progress;
+    let history = job.lossHistory;
+    let progress: TrainingProgress | null = job.progress;
 
     // SQL on a clock (ProgressWriter); the bus gets every step's snapshot, in order, never waiting for SQL.
     const writer = new ProgressWriter(deps.progressWriteIntervalMs ?? 1000, async (snapshot) => {
@@ -250,10 +249,8 @@ export function createTrainingJobHandler(deps: TrainingJobHandlerDeps): JobHandl
 
     try {
       const [dataset, adapter] = await Promise.all([
-        job.datasetId === null
-          ? null
-          : repos.datasets.findById({ kind: 'tenant', customerId: job.customerId }, job.datasetId),
-        repos.adapters.findById({ kind: 'tenant', customerId: job.customerId }, job.adapterId),
+        job.datasetId === null ? null : repos.datasets.findById(tenant(job.customerId), job.datasetId),
+        repos.adapters.findById(tenant(job.customerId), job.adapterId),
       ]);
       if (job.datasetId === null) throw new BadInputError(`training job ${jobId} has no dataset`);
       if (dataset === null || dataset.status !== 'READY')
@@ -379,8 +376,7 @@ async function validationContentOf(
   job: TrainingJob,
 ): Promise<Uint8Array | null> {
   if (job.validationDatasetId === null) return null;
-  const scope = { kind: 'tenant', customerId: job.customerId } as const;
-  const v = await deps.repos.datasets.findById(scope, job.validationDatasetId);
+  const v = await deps.repos.datasets.findById(tenant(job.customerId), job.validationDatasetId);
   if (v === null || v.status !== 'READY')
     throw new BadInputError(`validation dataset ${job.validationDatasetId} is missing or not READY`);
   return deps.blobs.get(v.blobKey);
