@@ -142,9 +142,9 @@ export function useJobProgress(jobId: string): JobProgressState {
               byStep.current.set(e.step, { step: e.step, loss: e.loss, evalLoss });
               setPoints(sortedPoints(byStep.current));
             }
-            if (TERMINAL.has(e.status)) void load();
           },
           error: (err) => setError(err),
+          // The server completes the stream at a terminal status: reload the row (result version, error).
           complete: () => void load(),
         },
       );
