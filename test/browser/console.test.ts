@@ -57,8 +57,11 @@ async function hasExactText(
     .toBe(text);
 }
 
-async function shows(locator: Locator, options: { timeout?: number } = {}): Promise<void> {
-  await locator.waitFor({ state: 'visible', timeout: options.timeout ?? 15_000 });
+async function shows(
+  locator: Locator,
+  options: { timeout?: number; state?: 'visible' | 'attached' } = {},
+): Promise<void> {
+  await locator.waitFor({ state: options.state ?? 'visible', timeout: options.timeout ?? 15_000 });
 }
 
 /** Every control labelled, every text at WCAG AA contrast, on the page as it is now. */
@@ -365,6 +368,10 @@ describe('the web console in Chromium', () => {
     expect(await page.evaluate('document.activeElement.textContent')).toBe('Training');
     await page.keyboard.press('Enter');
     await shows(page.getByRole('heading', { name: 'Start a training job' }));
+    // The page's own queries are answered before the next test revokes the key (else one of them could be the
+    // request that gets UNAUTHENTICATED, signing out before that test acts).
+    await shows(page.getByRole('table', { name: /Training jobs/ }));
+    await shows(page.getByRole('option', { name: /support-bot/ }).first(), { state: 'attached' });
   });
 
   it('signs out with a clear message once the key is revoked', async () => {
